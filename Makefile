@@ -1,0 +1,52 @@
+# Two commands matter: `make dev` (the whole service on this machine) and `make test` (every test).
+# Both bootstrap .venv first; the bootstrap re-runs only when pyproject.toml or constraints.txt change.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv dev test lint typecheck check bench package clean lock
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=/path/to/python3.11")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with every dependency (idempotent)
+
+dev: $(STAMP)  ## run the whole service on localhost with seeded data (SIMULATE=1 keeps adding results)
+	$(BIN)/python -m devstack $(if $(SIMULATE),--simulate,)
+
+test: $(STAMP)  ## run every test (lint and type checks included)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)  ## mypy --strict
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## run the benchmarks, print the table, write bench/results.json
+	$(BIN)/python -m bench
+
+lock:  ## re-pin constraints.txt from a fresh resolution of pyproject.toml
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+	rm -rf .venv-lock
+
+clean:  ## remove the virtualenv, caches and local stack data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .devstack build dist *.egg-info

@@ -1,0 +1,1 @@
+"""The API function: GET /leaderboard served from the Valkey snapshot, stale-while-revalidate."""

@@ -1,0 +1,265 @@
+"""The API function's container: settings, clients and the service, built once and reused, plus the
+routes that turn a parsed request into one service call and its response."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from api_lambda.http import ApiError, Request, Response, bad_request, error_response, not_found, parse_event
+from api_lambda.service import (
+    STALE,
+    BoardView,
+    LeaderboardService,
+    SnapshotTooOld,
+    UnknownBoard,
+    UserNotRanked,
+    WarmingUp,
+)
+from common.boards import GLOBAL, BoardSyntaxError, KeySpace, validate_board
+from common.cache import LeaderboardCache
+from common.config import ApiSettings, ConfigError
+from common.errors import CacheUnavailable
+from common.logs import bind_invocation, get_logger
+from common.metrics import SECONDS, Metrics
+from common.queue import SqsRefreshQueue
+from common.runtime import run
+from common.valkey import ValkeyConnection
+
+if TYPE_CHECKING:
+    from common.queue import RefreshQueue
+
+__all__ = ["ApiApp", "MisconfiguredApp", "build_app"]
+
+log = get_logger(__name__)
+
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_USER_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
+_USER_PREFIX = "/leaderboard/users/"
+_ALLOW = "GET, HEAD"
+MAX_OFFSET = 10_000_000
+
+
+def _one(request: Request, name: str, code: str, what: str) -> str | None:
+    values = request.query.get(name)
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise bad_request(code, f"{name} must be given once; {what}")
+    return values[0]
+
+
+def _integer(request: Request, name: str, code: str, default: int, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    what = f"{name} must be an integer {low}..{high}"
+    raw = _one(request, name, code, what)
+    if raw is None:
+        return default
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+        raise bad_request(code, what)
+    return int(raw)
+
+
+class ApiApp:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        connection: ValkeyConnection,
+        cache: LeaderboardCache,
+        queue: RefreshQueue,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.connection = connection
+        self.cache = cache
+        self.queue = queue
+        self.metrics = metrics
+        self.service = LeaderboardService(settings, cache, queue)
+        self._stale_directives = (
+            f"stale-while-revalidate={settings.stale_while_revalidate_seconds}, "
+            f"stale-if-error={settings.stale_if_error_seconds}"
+        )
+        self._fresh = settings.boards.fresh_seconds
+
+    # ---- the Lambda entry (sync) ----------------------------------------------------------------
+
+    def invoke(self, event: Any, context: Any, cold_start: bool) -> dict[str, Any]:
+        bind_invocation(
+            service=self.settings.service,
+            context=context,
+            cold_start=cold_start,
+            correlation_id=_request_id(event),
+        )
+        head = False
+        try:
+            request = parse_event(event)
+            head = request.method == "HEAD"
+            response = run(self.handle(request))
+        except ApiError as error:
+            log.warning("request_rejected", status=error.status, code=error.code, detail=error.message)
+            response = error_response(error)
+        except Exception:
+            log.exception("request_failed")
+            response = error_response(ApiError(500, "internal_error", "internal error"))
+        return response.to_event(head=head)
+
+    async def close(self) -> None:
+        """Close the container's clients (tests and the local stack; Lambda just freezes the container)."""
+        await self.queue.close()
+        await self.connection.close()
+
+    # ---- routes ---------------------------------------------------------------------------------
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        if path == "/leaderboard":
+            route = self._page
+        elif path.startswith(_USER_PREFIX) and _USER_ID.fullmatch(path[len(_USER_PREFIX) :]):
+            route = self._user
+        else:
+            raise not_found("not_found", "no such resource; try GET /leaderboard")
+        if request.method not in ("GET", "HEAD"):
+            raise ApiError(405, "method_not_allowed", "only GET and HEAD are allowed", {"Allow": _ALLOW})
+        board = self._board(request)
+        try:
+            view = await route(request, board)
+        except (CacheUnavailable, WarmingUp, SnapshotTooOld, UnknownBoard, UserNotRanked) as exc:
+            raise self._domain_error(exc, board) from None
+        self.metrics.add(view.cache_status.capitalize())
+        self.metrics.add("SnapshotAge", view.age_seconds, SECONDS)
+        self.metrics.flush(board)
+        return self._respond(request, view, self._body(request, board, view))
+
+    def _board(self, request: Request) -> str:
+        raw = _one(request, "board", "invalid_board", "board names a leaderboard")
+        if raw is None:
+            return GLOBAL
+        try:
+            board = validate_board(raw)
+        except BoardSyntaxError as exc:
+            raise bad_request("invalid_board", str(exc)) from None
+        if not self.settings.boards.boards.allows(board):
+            raise not_found("unknown_board", "this service has no such leaderboard")
+        return board
+
+    async def _page(self, request: Request, board: str) -> BoardView:
+        s = self.settings
+        count = _integer(request, "count", "invalid_count", s.default_count, (1, s.max_count))
+        offset = _integer(request, "offset", "invalid_offset", 0, (0, MAX_OFFSET))
+        view = await self.service.page(board, offset, count)
+        if offset > view.header.size:
+            raise bad_request(
+                "invalid_offset", f"offset must be at most {view.header.size}, the board's size"
+            )
+        return view
+
+    async def _user(self, request: Request, board: str) -> BoardView:
+        around = _integer(request, "around", "invalid_around", 0, (0, self.settings.max_around))
+        return await self.service.user(board, request.path[len(_USER_PREFIX) :], around)
+
+    # ---- responses ------------------------------------------------------------------------------
+
+    def _domain_error(self, exc: Exception, board: str) -> ApiError:
+        """The one mapping from domain outcomes to HTTP errors."""
+        self.metrics.add(type(exc).__name__)
+        self.metrics.flush(board)
+        if isinstance(exc, CacheUnavailable):
+            log.error("cache_unavailable", board=board, error=str(exc))
+            return ApiError(
+                503,
+                "cache_unavailable",
+                "the leaderboard cache is unavailable; retry shortly",
+                {"Retry-After": "1"},
+            )
+        if isinstance(exc, WarmingUp):
+            return ApiError(
+                503, "warming_up", "the leaderboard is being computed; retry shortly", {"Retry-After": "2"}
+            )
+        if isinstance(exc, SnapshotTooOld):
+            return ApiError(
+                503,
+                "snapshot_too_old",
+                "the leaderboard is being refreshed; retry shortly",
+                {"Retry-After": "5"},
+            )
+        if isinstance(exc, UnknownBoard):
+            return not_found("unknown_board", "this service has no such leaderboard")
+        return not_found("user_not_ranked", "this user is not on the leaderboard")
+
+    def _body(self, request: Request, board: str, view: BoardView) -> str:
+        h = view.header
+        entries = b",".join(view.entries).decode()
+        common = (
+            f'"count":{len(view.entries)},"offset":{view.offset},"total":{h.total},'
+            f'"generated_at":"{h.generated_at}","version":{h.version}}}'
+        )
+        if view.user_position is not None:
+            user = view.entries[view.user_position - view.offset].decode()
+            return f'{{"board":{json.dumps(board)},"user":{user},"entries":[{entries}],{common}'
+        end = view.offset + len(view.entries)
+        if end < h.size and view.entries:
+            params = {"count": str(len(view.entries)), "offset": str(end)}
+            if board != GLOBAL:
+                params = {"board": board, **params}
+            next_link = json.dumps(f"{request.raw_path}?{urlencode(params)}")
+        else:
+            next_link = "null"
+        return f'{{"board":{json.dumps(board)},"entries":[{entries}],"next":{next_link},{common}'
+
+    def _respond(self, request: Request, view: BoardView, body: str) -> Response:
+        etag = f'"{view.header.version}"'
+        max_age = max(0, int(self._fresh - view.age_seconds)) if view.cache_status != STALE else 0
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Cache-Control": f"public, max-age={max_age}, {self._stale_directives}",
+            "ETag": etag,
+            "Age": str(int(view.age_seconds)),
+            "X-Cache": view.cache_status,
+        }
+        if _etag_matches(request.headers.get("if-none-match"), etag):
+            return Response(304, "", headers)
+        return Response(200, body, headers)
+
+
+def _request_id(event: Any) -> str | None:
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    request_id = context.get("requestId") if isinstance(context, dict) else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(candidate.strip().removeprefix("W/") == etag for candidate in header.split(","))
+
+
+class MisconfiguredApp:
+    """Stands in when the configuration is invalid: every request gets a 500, the log names the variables."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+
+    def invoke(self, event: Any, context: Any, cold_start: bool) -> dict[str, Any]:
+        bind_invocation(service="leaderboard-api", context=context, cold_start=cold_start)
+        log.error("configuration_invalid", problems=self.error.problems)
+        return error_response(
+            ApiError(500, "misconfigured", "the service is misconfigured; the operator has been told")
+        ).to_event()
+
+
+def build_app(environ: Mapping[str, str] | None = None) -> ApiApp | MisconfiguredApp:
+    """Read and validate the environment once per container; nothing connects until the first request."""
+    try:
+        settings = ApiSettings.from_env(environ)
+    except ConfigError as error:
+        log.error("configuration_invalid", problems=error.problems)
+        return MisconfiguredApp(error)
+    connection = ValkeyConnection(settings.valkey)
+    cache = LeaderboardCache(connection, KeySpace(settings.boards.key))
+    metrics = Metrics(settings.metrics_namespace, settings.service)
+    return ApiApp(settings, connection, cache, SqsRefreshQueue(settings.queue_url), metrics)

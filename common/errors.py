@@ -1,0 +1,32 @@
+"""The handful of domain errors. Mapping them to HTTP statuses happens in exactly one place
+(`api_lambda.http`); the worker maps them to batch-item failures."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CacheUnavailable",
+    "InvalidMessage",
+    "LeaderboardError",
+    "SourceError",
+    "SourceUnavailable",
+]
+
+
+class LeaderboardError(Exception):
+    """Base of every error this service raises on purpose."""
+
+
+class CacheUnavailable(LeaderboardError):
+    """Valkey did not answer in time, refused the connection, or rejected a write (e.g. maxmemory)."""
+
+
+class SourceUnavailable(LeaderboardError):
+    """A transient source failure (timeout, refused connection, 5xx, 429): worth retrying."""
+
+
+class SourceError(LeaderboardError):
+    """A permanent source failure (4xx, malformed reply): retrying now would get the same answer."""
+
+
+class InvalidMessage(LeaderboardError):
+    """A queue message that is not a valid refresh request. It goes to the DLQ with its reason logged."""

@@ -1,0 +1,123 @@
+"""Structured logging: one JSON object per line on stdout, with the Lambda context keys.
+
+Context (request id, correlation id, cold start, service) travels in contextvars, bound once per
+invocation, so logic code just calls `log.info("event", key=value)`. A redaction processor replaces every
+configured secret wherever it appears; code must still never log one, this is the second line of defence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+from common.config import registered_secrets
+
+__all__ = ["bind_invocation", "configure_logging", "get_logger"]
+
+_configured = False
+
+
+class _StdoutLogger:
+    """Writes to whatever sys.stdout is *now* (so pytest's capture and Lambda's stream both work)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        stream = self._stream or sys.stdout
+        stream.write(message + "\n")
+        stream.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    secrets = registered_secrets()
+    if not secrets:
+        return event_dict
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            text = value
+            for secret in secrets:
+                if secret in text:
+                    text = text.replace(secret, "***")
+            event_dict[key] = text
+        elif not isinstance(value, int | float | bool | type(None)):
+            text = repr(value)
+            if any(secret in text for secret in secrets):
+                for secret in secrets:
+                    text = text.replace(secret, "***")
+                event_dict[key] = text
+    return event_dict
+
+
+def configure_logging(level: str | None = None, *, pretty: bool | None = None) -> None:
+    """Configure structlog once per process. `LOG_LEVEL` and `LOG_FORMAT` (json|console) apply."""
+    global _configured  # noqa: PLW0603 - process-wide, set once
+    if _configured:
+        return
+    level_name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
+    numeric = logging.getLevelNamesMapping().get(level_name, logging.INFO)
+    if pretty is None:
+        pretty = os.environ.get("LOG_FORMAT", "json").lower() == "console"
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer(event_key="message")
+        if pretty
+        else structlog.processors.JSONRenderer(sort_keys=False, default=str)
+    )
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.EventRenamer("message"),
+        _redact,
+    ]
+    if not pretty:
+        processors.append(structlog.processors.dict_tracebacks)
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=lambda *_: _StdoutLogger(),
+        cache_logger_on_first_use=True,
+    )
+    _configured = True
+
+
+def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
+    configure_logging()
+    logger: structlog.typing.FilteringBoundLogger = (
+        structlog.get_logger(name) if name else structlog.get_logger()
+    )
+    return logger
+
+
+def bind_invocation(
+    *,
+    service: str,
+    context: Any,
+    cold_start: bool,
+    correlation_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Bind the keys every line of this invocation carries (Powertools' names, so dashboards match)."""
+    structlog.contextvars.clear_contextvars()
+    values: dict[str, Any] = {
+        "service": service,
+        "cold_start": cold_start,
+        "function_name": getattr(context, "function_name", None),
+        "function_request_id": getattr(context, "aws_request_id", None),
+    }
+    trace = os.environ.get("_X_AMZN_TRACE_ID")
+    if trace:
+        values["xray_trace_id"] = trace
+    if correlation_id:
+        values["correlation_id"] = correlation_id
+    if extra:
+        values.update(extra)
+    structlog.contextvars.bind_contextvars(**values)

@@ -1,0 +1,102 @@
+"""Sending refresh requests to SQS.
+
+aioboto3 costs about half a second to import, so it is imported on the first send, not at cold start:
+most API invocations are cache hits that never send anything. The client is then kept open for the life
+of the container. The endpoint comes from the standard `AWS_ENDPOINT_URL_SQS` (moto in tests and the
+local stack), the region from `AWS_REGION`, else from the queue URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any, Protocol
+
+from common.errors import LeaderboardError
+
+if TYPE_CHECKING:
+    from common.messages import RefreshRequest
+
+__all__ = [
+    "QueueUnavailable",
+    "RefreshQueue",
+    "SqsRefreshQueue",
+    "region_from_queue_url",
+    "sqs_client_config",
+]
+
+_REGION_IN_URL = re.compile(r"sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
+
+
+class QueueUnavailable(LeaderboardError):
+    """The refresh request could not be sent (unreachable, throttled, access denied)."""
+
+
+class RefreshQueue(Protocol):
+    async def send(self, request: RefreshRequest) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def region_from_queue_url(url: str) -> str | None:
+    match = _REGION_IN_URL.search(url)
+    return match.group(1) if match else None
+
+
+def sqs_client_config(*, connect_timeout: float = 1.0, read_timeout: float = 2.0, attempts: int = 2) -> Any:
+    """Short timeouts and few retries: the API sends from a user's request and must not hang on it."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": attempts, "mode": "standard"},
+    )
+
+
+class SqsRefreshQueue:
+    def __init__(self, queue_url: str, *, region: str | None = None) -> None:
+        self.queue_url = queue_url
+        self._region = (
+            region
+            or os.environ.get("AWS_REGION")
+            or os.environ.get("AWS_DEFAULT_REGION")
+            or region_from_queue_url(queue_url)
+            or "us-east-1"
+        )
+        self._fifo = queue_url.endswith(".fifo")
+        self._stack: AsyncExitStack | None = None
+        self._client: Any = None
+
+    async def _sqs(self) -> Any:
+        if self._client is None:
+            import aioboto3
+
+            stack = AsyncExitStack()
+            session = aioboto3.Session()
+            self._client = await stack.enter_async_context(
+                session.client("sqs", region_name=self._region, config=sqs_client_config())
+            )
+            self._stack = stack
+        return self._client
+
+    async def send(self, request: RefreshRequest) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": request.to_json()}
+        if self._fifo:
+            # One group per board; duplicates within SQS's 5-minute window are dropped by SQS itself.
+            kwargs["MessageGroupId"] = request.board
+            kwargs["MessageDeduplicationId"] = hashlib.sha256(kwargs["MessageBody"].encode()).hexdigest()
+        try:
+            sqs = await self._sqs()
+            await sqs.send_message(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
+    async def close(self) -> None:
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()

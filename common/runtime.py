@@ -1,0 +1,70 @@
+"""One long-lived event loop per process (= per Lambda container), and the objects bound to it.
+
+Lambda calls the synchronous handler once per event, always on the same thread. `asyncio.run` per
+invocation would close the loop each time, and with it every pooled client created on that loop (GLIDE,
+aioboto3, httpx, asyncpg). So the process keeps one loop for its whole life and drives it with
+`run_until_complete`.
+
+One loop per process is also a hard rule of valkey-glide 2.x: it delivers every response through one
+process-wide pipe that is read by the loop of the first client created. A client on a second loop only
+hears back while that first loop happens to be running, so two loops in one process hang. We fail fast
+instead: `run()` from a second thread raises. The local stack therefore runs each Lambda "container" as
+its own process, as Lambda does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+__all__ = ["ContainerScoped", "event_loop", "run"]
+
+T = TypeVar("T")
+_loop: asyncio.AbstractEventLoop | None = None
+_owner: int | None = None
+_guard = threading.Lock()
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """This process's loop, created on first use by the thread that will drive it."""
+    global _loop, _owner  # noqa: PLW0603 - one loop per process, by design
+    with _guard:
+        if _loop is None or _loop.is_closed():
+            _loop = asyncio.new_event_loop()
+            _owner = threading.get_ident()
+        elif _owner != threading.get_ident():
+            raise RuntimeError(
+                "the handler's event loop belongs to another thread: call Lambda handlers from one thread "
+                "per process (valkey-glide serves one event loop per process)"
+            )
+        return _loop
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on this process's long-lived loop."""
+    try:
+        loop = event_loop()
+    except RuntimeError:
+        coro.close()
+        raise
+    return loop.run_until_complete(coro)
+
+
+class ContainerScoped(Generic[T]):
+    """A lazily built object, one per container (process). `reset()` drops it (tests, config reloads)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._value: T | None = None
+
+    def get(self) -> tuple[T, bool]:
+        """The object, and whether this call created it (a cold start)."""
+        if self._value is not None:
+            return self._value, False
+        self._value = self._factory()
+        return self._value, True
+
+    def reset(self) -> None:
+        self._value = None

