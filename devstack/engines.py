@@ -256,7 +256,12 @@ class PostgresEngine:
         self._server: Any = None
 
     def start(self) -> PostgresEngine:
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        # pgserver keeps a lock file in the user's runtime dir; give it a private one if there is none.
+        if "XDG_RUNTIME_DIR" not in os.environ:
+            runtime = Path(tempfile.gettempdir()) / f"runtime-{os.getuid()}"
+            runtime.mkdir(mode=0o700, exist_ok=True)
+            runtime.chmod(0o700)
+            os.environ["XDG_RUNTIME_DIR"] = str(runtime)
         try:
             from pgserver.postgres_server import get_server
         except ImportError:
@@ -280,7 +285,7 @@ class PostgresEngine:
         applied = []
         for path in migrations():
             try:
-                self.psql(f"\\set ON_ERROR_STOP on\n\\i {path}\n")
+                self.psql(f"\\set ON_ERROR_STOP on\nset client_min_messages = warning;\n\\i {path}\n")
             except subprocess.CalledProcessError as exc:
                 raise EngineError(
                     f"migration {path.name} failed (exit {exc.returncode}); see the psql output"

@@ -130,7 +130,8 @@ class Refresher:
                 log.warning("lock_release_failed", board=board, error=str(exc))  # it expires by itself
 
     async def _refresh_locked(self, board: str, reason: str, lease: Lease, started: float) -> RefreshResult:
-        write_reserve_ms = max(1_000, lease.ttl_ms // 4)
+        # Keep a quarter of the lease (at least 1 s, at most half) for writing the snapshot.
+        write_reserve_ms = min(max(1_000, lease.ttl_ms // 4), lease.ttl_ms // 2)
         deadline = started + (lease.ttl_ms - write_reserve_ms) / 1000
         generated_at_ms = now_ms()  # before the fetch: the data is at least this fresh
         entries, total, attempts = await self._fetch(board, deadline)

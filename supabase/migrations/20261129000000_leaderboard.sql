@@ -60,10 +60,13 @@ create index if not exists leaderboard_totals_rank_idx
 -- Recompute bests and totals for the given users and (user, challenge) pairs from challenge_results.
 --
 -- Concurrency: under READ COMMITTED (Postgres' and Supabase's default) each statement of this VOLATILE
--- function takes a new snapshot. Taking a per-user advisory lock first, in a fixed order, serialises
--- writers of the same user; the statements after the lock then see every committed result of that user,
--- so concurrent inserts can never leave a stale total behind. A bulk load (many users in one statement,
--- e.g. COPY) takes one exclusive lock instead of thousands of small ones; single inserts take it shared.
+-- function takes a new snapshot. Writers of results first take one transaction-scoped advisory lock, so
+-- the statements after it see every result committed by earlier writers and concurrent inserts can never
+-- leave a stale total behind. One lock for all writers (instead of one per user) is deliberate: a
+-- transaction that inserts for several users in several statements would otherwise take per-user locks
+-- in an order no one can fix, and deadlock against another such transaction. Submitting a result is one
+-- short insert, so serialising them costs little (measured in `make bench`); a long-running transaction
+-- that inserts results holds the others back until it commits.
 create or replace function public._leaderboard_recompute(p_users uuid[], p_challenges text[])
 returns void
 language plpgsql
@@ -76,13 +79,7 @@ begin
     if n_users = 0 then
         return;
     end if;
-    if n_users > 100 then
-        perform pg_advisory_xact_lock(727001, 0);
-    else
-        perform pg_advisory_xact_lock_shared(727001, 0);
-        perform pg_advisory_xact_lock(727002, hashtext(u::text))
-           from (select distinct unnest(p_users) as u order by 1) as ordered;
-    end if;
+    perform pg_advisory_xact_lock(727001, 0);
 
     with pairs as (
         select distinct u as user_id, c as challenge_id

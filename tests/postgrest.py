@@ -1,0 +1,102 @@
+"""An httpx transport that answers supabase-py the way PostgREST does.
+
+`rpc/leaderboard_page` is executed on the real PostgreSQL (so the SQL under test is the SQL that ships),
+and the rows come back serialized as PostgREST serializes them (uuid and timestamptz as strings). Faults
+can be scripted per request: HTTP errors with PostgREST-shaped bodies, HTML error pages, timeouts,
+refused connections, malformed JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+
+ARGS = [
+    "p_board",
+    "p_limit",
+    "p_after_score",
+    "p_after_time",
+    "p_after_user",
+    "p_after_rank",
+    "p_after_position",
+]
+# Every argument arrives as JSON; bind them as text and let PostgreSQL cast, as PostgREST does.
+SQL = (
+    "select * from public.leaderboard_page($1::text, $2::text::int, $3::text::bigint, $4::text::timestamptz, "
+    "$5::text::uuid, $6::text::bigint, coalesce($7::text::bigint, 0))"
+)
+
+Fault = Callable[[httpx.Request], httpx.Response]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def postgrest_error(status: int, code: str, message: str) -> Fault:
+    def reply(request: httpx.Request) -> httpx.Response:
+        body = {"code": code, "details": None, "hint": None, "message": message}
+        return httpx.Response(status, json=body, request=request)
+
+    return reply
+
+
+def html_error(status: int) -> Fault:
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, text="<html><body>Bad gateway</body></html>", request=request)
+
+    return reply
+
+
+def malformed_json(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b'[{"rank": 1, "user_', headers={"content-type": "application/json"})
+
+
+def read_timeout(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("timed out", request=request)
+
+
+def connect_refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+
+@dataclass
+class PostgrestEmulator:
+    dsn: str
+    faults: list[Fault | None] = field(
+        default_factory=list
+    )  # consumed one per request; None = answer normally
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if self.faults:
+            fault = self.faults.pop(0)
+            if fault is not None:
+                return fault(request)
+        if request.method != "POST" or not request.url.path.endswith("/rest/v1/rpc/leaderboard_page"):
+            return postgrest_error(404, "PGRST202", "Could not find the function")(request)
+        params = json.loads(request.content or b"{}")
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            rows = await conn.fetch(SQL, *[None if params.get(a) is None else str(params[a]) for a in ARGS])
+        except asyncpg.PostgresError as exc:
+            return postgrest_error(400, exc.sqlstate or "XX000", str(exc))(request)
+        finally:
+            await conn.close()
+        body = [
+            {k: (v if isinstance(v, int | type(None)) else _json(v)) for k, v in dict(r).items()}
+            for r in rows
+        ]
+        return httpx.Response(200, json=body, request=request)
