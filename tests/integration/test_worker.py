@@ -98,7 +98,7 @@ def seed(postgres: PostgresEngine, players: int, *, challenge: str = "a", base: 
                     uuid.UUID(int=base + i),
                     f"player-{base + i}",
                     challenge,
-                    1000 - i,
+                    100_000 - i,
                     T0 + timedelta(seconds=i),
                 )
                 for i in range(1, players + 1)
@@ -460,3 +460,20 @@ def test_readers_during_rewrites_never_see_a_mix(cache_tools: CacheTools) -> Non
 
     run(scenario())
     assert len(set(seen)) > 3  # the readers really did run across several rewrites
+
+
+def test_size_zero_keeps_every_ranked_player(
+    workers: WorkerHarness, cache_tools: CacheTools, clean_db: PostgresEngine
+) -> None:
+    # Given 2,500 players and LEADERBOARD_SIZE=0 (keep everyone, so everyone can find their rank)
+    seed(clean_db, 2500)
+    app, source = workers.app(LEADERBOARD_SIZE="0", SOURCE_PAGE_SIZE="1000")
+    assert app.invoke(sqs_event(request()), FakeContext(), True) == {"batchItemFailures": []}
+    header = run(cache_tools.cache.read_header("global"))
+    assert header is not None
+    assert (header.size, header.total) == (2500, 2500)
+    assert source.calls == {"global": 3}
+    # Then the last player finds their rank too
+    window = run(cache_tools.cache.read_user("global", str(uuid.UUID(int=2500)), 0))
+    assert window is not None
+    assert window.position == 2499
