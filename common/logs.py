@@ -75,11 +75,11 @@ def configure_logging(level: str | None = None, *, pretty: bool | None = None) -
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         structlog.processors.EventRenamer("message"),
-        _redact,
     ]
     if not pretty:
         processors.append(structlog.processors.dict_tracebacks)
-    processors.append(renderer)
+    # Last before rendering, so that it also sees exception texts turned into fields just above.
+    processors += [_redact, renderer]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+import common.logs
+from api_lambda.app import ApiApp, build_app
+from common.config import registered_secrets
+from common.runtime import run
 from devstack.engines import PostgresEngine, Queues, SqsEngine, ValkeyCluster, ValkeyServer
+from tests.harness import ApiHarness, CacheTools, ValkeyTarget, api_env
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -26,24 +30,37 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 
-@dataclass(frozen=True)
-class ValkeyTarget:
-    """Where a test's cache lives: host, port, topology."""
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_line(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test: keep every rendered log line and fail if one contains a configured secret
+    (VALKEY_PASSWORD, SUPABASE_KEY, DATABASE_URL, LEADERBOARD_API_TOKEN, keys from Secrets Manager).
 
-    host: str
-    port: int
-    cluster: bool
+    Redaction in common.logs is the second line of defence; this proves the first holds everywhere.
+    """
+    lines: list[str] = []
+    original = common.logs._StdoutLogger.msg
 
-    @property
-    def name(self) -> str:
-        return "cluster" if self.cluster else "standalone"
+    def tee(self: common.logs._StdoutLogger, message: str) -> None:
+        lines.append(message)
+        original(self, message)
 
-    def env(self) -> dict[str, str]:
-        return {
-            "VALKEY_HOST": self.host,
-            "VALKEY_PORT": str(self.port),
-            "VALKEY_CLUSTER_MODE": "true" if self.cluster else "false",
-        }
+    for level in (
+        "msg",
+        "log",
+        "debug",
+        "info",
+        "warn",
+        "warning",
+        "error",
+        "critical",
+        "exception",
+        "fatal",
+    ):
+        monkeypatch.setattr(common.logs._StdoutLogger, level, tee)
+    yield lines
+    secrets = [s for s in registered_secrets() if len(s) >= 6]
+    leaks = [line for line in lines if any(secret in line for secret in secrets)]
+    assert not leaks, f"a secret appeared in {len(leaks)} log line(s)"
 
 
 @pytest.fixture(scope="session")
@@ -96,17 +113,33 @@ def key_prefix() -> str:
     return f"lb-{uuid.uuid4().hex[:10]}"
 
 
-def drain(sqs_engine: SqsEngine, queue_url: str, *, wait: int = 0) -> list[dict[str, Any]]:
-    """Receive (and delete) every message now in a queue."""
-    client = sqs_engine.client()
-    messages: list[dict[str, Any]] = []
-    while True:
-        reply = client.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
-        )
-        batch = reply.get("Messages", [])
-        if not batch:
-            return messages
-        for message in batch:
-            client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-        messages.extend(batch)
+@pytest.fixture
+def cache_tools(valkey_engine: ValkeyTarget, key_prefix: str) -> Iterator[CacheTools]:
+    tools = CacheTools(valkey_engine, key_prefix)
+    yield tools
+    tools.close()
+
+
+@pytest.fixture
+def api_factory(
+    valkey_engine: ValkeyTarget, key_prefix: str, queues: Queues, sqs: SqsEngine
+) -> Iterator[Any]:
+    """Build API apps with extra environment; every app built is closed afterwards."""
+    built: list[ApiApp] = []
+
+    def make(**extra: str) -> ApiHarness:
+        env = api_env(valkey_engine, key_prefix, queues, **extra)
+        app = build_app(env)
+        assert isinstance(app, ApiApp), app
+        built.append(app)
+        return ApiHarness(app, env, queues, sqs)
+
+    yield make
+    for app in built:
+        run(app.close())
+
+
+@pytest.fixture
+def api(api_factory: Any) -> ApiHarness:
+    harness: ApiHarness = api_factory()
+    return harness

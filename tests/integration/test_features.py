@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import ApiHarness, CacheTools
+from tests.harness import ApiHarness, CacheTools
 from tests.openapi import check_response
 from tests.support import body_of, make_entries
 

@@ -18,8 +18,7 @@ from api_lambda.app import ApiApp, build_app
 from api_lambda.http import parse_event
 from common.runtime import run
 from devstack.engines import free_port
-from tests.conftest import ValkeyTarget
-from tests.integration.conftest import ApiHarness, CacheTools, api_env
+from tests.harness import ApiHarness, CacheTools, ValkeyTarget, api_env
 from tests.openapi import check_response
 from tests.support import FakeContext, body_of, http_event, make_entries
 

@@ -32,8 +32,7 @@ from common.valkey import ValkeyConnection
 from devstack.engines import PostgresEngine, Queues, SqsEngine
 from devstack.event_source import SqsEventSource
 from refresh_worker.app import WorkerApp
-from tests.conftest import ValkeyTarget
-from tests.integration.conftest import CacheTools
+from tests.harness import CacheTools, ValkeyTarget
 from tests.postgrest import PostgrestEmulator
 from tests.support import FakeContext, make_entries, sqs_event
 

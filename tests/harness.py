@@ -1,16 +1,15 @@
-"""Harnesses for integration tests: the API app on real engines, and direct access to the cache."""
+"""Harnesses shared by the integration, fault and e2e tests: the API app on real engines, and direct
+access to the cache with the same code the worker uses."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
-
-from api_lambda.app import ApiApp, build_app
+from api_lambda.app import ApiApp
 from common.boards import KeySpace
 from common.cache import LeaderboardCache, SnapshotHeader
 from common.config import ValkeySettings
@@ -19,8 +18,43 @@ from common.models import Entry
 from common.runtime import run
 from common.valkey import ValkeyConnection
 from devstack.engines import Queues, SqsEngine
-from tests.conftest import ValkeyTarget, drain
 from tests.support import FakeContext, http_event
+
+
+@dataclass(frozen=True)
+class ValkeyTarget:
+    """Where a test's cache lives: host, port, topology."""
+
+    host: str
+    port: int
+    cluster: bool
+
+    @property
+    def name(self) -> str:
+        return "cluster" if self.cluster else "standalone"
+
+    def env(self) -> dict[str, str]:
+        return {
+            "VALKEY_HOST": self.host,
+            "VALKEY_PORT": str(self.port),
+            "VALKEY_CLUSTER_MODE": "true" if self.cluster else "false",
+        }
+
+
+def drain(sqs_engine: SqsEngine, queue_url: str, *, wait: int = 0) -> list[dict[str, Any]]:
+    """Receive (and delete) every message now in a queue."""
+    client = sqs_engine.client()
+    messages: list[dict[str, Any]] = []
+    while True:
+        reply = client.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
+        )
+        batch = reply.get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            client.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        messages.extend(batch)
 
 
 class CacheTools:
@@ -87,13 +121,6 @@ class CacheTools:
         run(self.connection.close())
 
 
-@pytest.fixture
-def cache_tools(valkey_engine: ValkeyTarget, key_prefix: str) -> Iterator[CacheTools]:
-    tools = CacheTools(valkey_engine, key_prefix)
-    yield tools
-    tools.close()
-
-
 @dataclass
 class ApiHarness:
     app: ApiApp
@@ -123,28 +150,3 @@ def api_env(target: ValkeyTarget, prefix: str, queues: Queues, **extra: str) -> 
         "LEADERBOARD_MISS_WAIT_MS": "500",
         **extra,
     }
-
-
-@pytest.fixture
-def api_factory(
-    valkey_engine: ValkeyTarget, key_prefix: str, queues: Queues, sqs: SqsEngine
-) -> Iterator[Any]:
-    """Build API apps with extra environment; every app built is closed afterwards."""
-    built: list[ApiApp] = []
-
-    def make(**extra: str) -> ApiHarness:
-        env = api_env(valkey_engine, key_prefix, queues, **extra)
-        app = build_app(env)
-        assert isinstance(app, ApiApp), app
-        built.append(app)
-        return ApiHarness(app, env, queues, sqs)
-
-    yield make
-    for app in built:
-        run(app.close())
-
-
-@pytest.fixture
-def api(api_factory: Any) -> ApiHarness:
-    harness: ApiHarness = api_factory()
-    return harness
