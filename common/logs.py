@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar
 from typing import Any, TextIO
 
 import structlog
@@ -20,6 +21,9 @@ from common.config import registered_secrets
 __all__ = ["bind_invocation", "configure_logging", "get_logger"]
 
 _configured = False
+# The keys of the current invocation, set once per invocation as one dict: cheaper on the hot path than
+# structlog's per-key context variables, and asyncio tasks started by the handler inherit it.
+_invocation: ContextVar[Mapping[str, Any]] = ContextVar("leaderboard_invocation", default={})  # noqa: B039
 
 
 class _StdoutLogger:
@@ -34,6 +38,14 @@ class _StdoutLogger:
         stream.flush()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+def _merge_invocation(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in _invocation.get().items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def _redact(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -72,6 +84,7 @@ def configure_logging(level: str | None = None, *, pretty: bool | None = None) -
     )
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _merge_invocation,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         structlog.processors.EventRenamer("message"),
@@ -106,7 +119,6 @@ def bind_invocation(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Bind the keys every line of this invocation carries (Powertools' names, so dashboards match)."""
-    structlog.contextvars.clear_contextvars()
     values: dict[str, Any] = {
         "service": service,
         "cold_start": cold_start,
@@ -120,4 +132,4 @@ def bind_invocation(
         values["correlation_id"] = correlation_id
     if extra:
         values.update(extra)
-    structlog.contextvars.bind_contextvars(**values)
+    _invocation.set(values)

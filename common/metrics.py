@@ -26,6 +26,8 @@ class Metrics:
         self._service = json.dumps(service)
         self._stream = stream
         self._values: dict[str, tuple[float, str]] = {}
+        # The constant part of a line, per board and set of metric names (a handful in practice).
+        self._heads: dict[tuple[str, tuple[str, ...]], str] = {}
 
     def add(self, name: str, value: float = 1, unit: str = COUNT) -> None:
         """Add to a metric of this invocation (counts sum up; a timing or age is usually added once)."""
@@ -35,16 +37,23 @@ class Metrics:
     def flush(self, board: str) -> None:
         """Write what was added as one EMF line, and start over."""
         values, self._values = self._values, {}
-        values = {name: v for name, v in values.items() if math.isfinite(v[0])}
         if not values:
             return
-        definitions = ",".join(f'{{"Name":"{name}","Unit":"{unit}"}}' for name, (_, unit) in values.items())
-        fields = ",".join(f'"{name}":{round(value, 3)!r}' for name, (value, _) in values.items())
-        line = (
-            f'{{"_aws":{{"Timestamp":{time.time_ns() // 1_000_000},"CloudWatchMetrics":[{{"Namespace":'
-            f'{self._namespace},"Dimensions":[["service","board"]],"Metrics":[{definitions}]}}]}},'
-            f'"service":{self._service},"board":{json.dumps(board)},{fields}}}\n'
+        names = tuple(values)
+        key = (board, names)
+        head = self._heads.get(key)
+        if head is None:
+            definitions = ",".join(f'{{"Name":"{n}","Unit":"{unit}"}}' for n, (_, unit) in values.items())
+            head = (
+                f',"CloudWatchMetrics":[{{"Namespace":{self._namespace},"Dimensions":[["service","board"]],'
+                f'"Metrics":[{definitions}]}}]}},"service":{self._service},"board":{json.dumps(board)}'
+            )
+            if len(self._heads) < 256:
+                self._heads[key] = head
+        fields = "".join(
+            f',"{name}":{round(value, 3)!r}' if math.isfinite(value) else f',"{name}":0'
+            for name, (value, _) in values.items()
         )
         stream = self._stream or sys.stdout
-        stream.write(line)
+        stream.write(f'{{"_aws":{{"Timestamp":{time.time_ns() // 1_000_000}{head}{fields}}}\n')
         stream.flush()
