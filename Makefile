@@ -22,8 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)  ## create .venv with every dependency (idempotent)
 
-dev: $(STAMP)  ## run the whole service on localhost with seeded data (SIMULATE=1 keeps adding results)
-	$(BIN)/python -m devstack $(if $(SIMULATE),--simulate,)
+dev: $(STAMP)  ## run the whole service on localhost with seeded data (SIMULATE=1 keeps adding results; ARGS=... more flags, see docs/local.md)
+	$(BIN)/python -m devstack $(if $(SIMULATE),--simulate,) $(ARGS)
 
 test: $(STAMP)  ## run every test (lint and type checks included)
 	$(BIN)/ruff check .

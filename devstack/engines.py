@@ -278,6 +278,11 @@ class PostgresEngine:
     def uri(self) -> str:
         return str(self._server.get_uri())
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid. It is not our child: pg_ctl starts it in a session of its own."""
+        return int(self._server.get_pid()) if self._server is not None else None
+
     def psql(self, sql: str) -> str:
         return str(self._server.psql(sql))
 
@@ -296,10 +301,47 @@ class PostgresEngine:
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
+            pid = None
+            with contextlib.suppress(Exception):
+                pid = int(server.get_pid())
             with contextlib.suppress(Exception):
                 server.cleanup()
+            # pgserver stops the server only when it believes it holds the last handle; the pid of a
+            # killed earlier run left in its handle list (a kept data dir) fools it. Unless another live
+            # process still uses this data dir, make sure the postmaster is gone.
+            if pid is not None and not _other_live_handles(self.data_dir / "pgdata"):
+                _terminate(pid)
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _other_live_handles(pgdata: Path) -> bool:
+    import json
+
+    import psutil
+
+    try:
+        pids = json.loads((pgdata / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(isinstance(p, int) and p != os.getpid() and psutil.pid_exists(p) for p in pids)
+
+
+def _terminate(pid: int, timeout: float = 5.0) -> None:
+    """SIGINT (PostgreSQL's "fast" shutdown: disconnect clients, stop), then SIGKILL after `timeout`."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 @dataclass(frozen=True, slots=True)

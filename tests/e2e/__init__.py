@@ -1,0 +1,1 @@
+"""End-to-end tests: `python -m devstack` as a subprocess, over HTTP."""
