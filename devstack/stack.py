@@ -217,7 +217,7 @@ class Stack:
         finally:
             await self._shutdown()
         if code == 0:
-            self.out.event("info", "stopped", seconds=round(time.monotonic() - self.started, 1))
+            self.out.event("info", "stopped", uptime_seconds=round(time.monotonic() - self.started, 1))
         return code
 
     def _fail(self, message: str) -> int:
