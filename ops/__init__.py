@@ -1,0 +1,1 @@
+"""`leaderboard-ops`: the operator's command line (dead-letter queue, manual refresh, cache inspection)."""
