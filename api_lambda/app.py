@@ -93,10 +93,10 @@ class ApiApp:
             cold_start=cold_start,
             correlation_id=_request_id(event),
         )
-        head = False
+        # From the raw event: a HEAD request that fails to parse must still get no body.
+        head = _raw_method(event) == "HEAD"
         try:
             request = parse_event(event)
-            head = request.method == "HEAD"
             response = run(self.handle(request))
         except ApiError as error:
             log.warning("request_rejected", status=error.status, code=error.code, detail=error.message)
@@ -227,6 +227,15 @@ class ApiApp:
 def _json_path(path: str) -> str:
     """The request path as the inside of a JSON string (it came from the client: escape it)."""
     return json.dumps(path)[1:-1]
+
+
+def _raw_method(event: Any) -> str | None:
+    context = event.get("requestContext") if isinstance(event, dict) else None
+    http = context.get("http") if isinstance(context, dict) else None
+    method = http.get("method") if isinstance(http, dict) else None
+    if method is None and isinstance(event, dict):
+        method = event.get("httpMethod")
+    return method.upper() if isinstance(method, str) else None
 
 
 def _request_id(event: Any) -> str | None:
