@@ -77,7 +77,7 @@ class ApiApp:
         self.cache = cache
         self.queue = queue
         self.metrics = metrics
-        self.service = LeaderboardService(settings, cache, queue)
+        self.service = LeaderboardService(settings, cache, queue, metrics)
         self._stale_directives = (
             f"stale-while-revalidate={settings.stale_while_revalidate_seconds}, "
             f"stale-if-error={settings.stale_if_error_seconds}"

@@ -67,6 +67,12 @@ class RefreshSender(Protocol):
     async def send(self, request: RefreshRequest) -> None: ...
 
 
+class MetricSink(Protocol):
+    """What the service counts into (`common.metrics.Metrics` fits); the caller flushes it."""
+
+    def add(self, name: str, value: float = ..., unit: str = ...) -> None: ...
+
+
 class WarmingUp(Exception):
     """No snapshot yet and none arrived within LEADERBOARD_MISS_WAIT_MS."""
 
@@ -96,10 +102,17 @@ class BoardView:
 
 
 class LeaderboardService:
-    def __init__(self, settings: ApiSettings, cache: SnapshotReader, queue: RefreshSender) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        cache: SnapshotReader,
+        queue: RefreshSender,
+        metrics: MetricSink | None = None,
+    ) -> None:
         self._settings = settings
         self._cache = cache
         self._queue = queue
+        self._metrics = metrics
         self._fresh_ms = settings.boards.fresh_seconds * 1000
         self._max_stale_ms = (settings.max_stale_seconds or 0) * 1000
         self._marker_ttl_ms = settings.boards.refresh_marker_seconds * 1000
@@ -152,6 +165,8 @@ class LeaderboardService:
                 await self._cache.clear_refresh_request(board, token)
             return False
         log.info("refresh_requested", board=board, reason=reason)
+        if self._metrics is not None:
+            self._metrics.add("RefreshRequests")
         return True
 
     async def _wait_for_fill(self, board: str, read: Callable[[], Awaitable[T | None]]) -> T:

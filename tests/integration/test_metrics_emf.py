@@ -1,0 +1,62 @@
+"""The API's EMF lines on real engines: cache status, snapshot age, and refresh requests sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.emf import emf_documents, metric_values
+from tests.harness import ApiHarness, CacheTools
+from tests.support import make_entries
+
+pytestmark = pytest.mark.usefixtures("sqs")
+
+
+def test_a_stale_read_counts_the_refresh_request_it_sent(
+    api: ApiHarness, cache_tools: CacheTools, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stale snapshot
+    cache_tools.write(make_entries(5), age_seconds=300)
+    capsys.readouterr()
+    # When two clients read it (only the first one sends a refresh request)
+    api.get()
+    api.get()
+    # Then each read wrote one EMF line for the board, and exactly one counted a refresh request
+    documents = [d for d in emf_documents(capsys.readouterr().out) if d["board"] == "global"]
+    assert len(documents) == 2
+    first, second = (metric_values(d) for d in documents)
+    assert first["Stale"] == 1
+    assert first["RefreshRequests"] == 1
+    assert first["SnapshotAge"] >= 299
+    assert second["Stale"] == 1
+    assert "RefreshRequests" not in second
+    assert documents[0]["service"] == "leaderboard-api"
+    assert documents[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Leaderboard"
+    assert len(api.messages()) == 1
+
+
+def test_a_failed_send_is_not_counted_as_a_refresh_request(
+    api_factory: Any, cache_tools: CacheTools, sqs: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api: ApiHarness = api_factory(REFRESH_QUEUE_URL=f"{sqs.endpoint}/123456789012/no-such-queue")
+    cache_tools.write(make_entries(5), age_seconds=300)
+    capsys.readouterr()
+    api.get()
+    (document,) = [d for d in emf_documents(capsys.readouterr().out) if d["board"] == "global"]
+    values = metric_values(document)
+    assert values["Stale"] == 1
+    assert "RefreshRequests" not in values
+
+
+def test_a_fresh_hit_counts_a_hit_and_the_age(
+    api: ApiHarness, cache_tools: CacheTools, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_tools.write(make_entries(5))
+    capsys.readouterr()
+    api.get()
+    (document,) = emf_documents(capsys.readouterr().out)
+    values = metric_values(document)
+    assert values["Hit"] == 1
+    assert 0 <= values["SnapshotAge"] < 60
+    assert "RefreshRequests" not in values
