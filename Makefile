@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev test lint typecheck check bench package clean lock
+.PHONY: help venv dev test lint lint-template typecheck check bench package clean lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,11 +29,15 @@ test: $(STAMP)  ## run every test (lint and type checks included)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory lint-template
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+lint-template: $(STAMP)  ## cfn-lint template.yaml with the serverless rules (zero findings allowed)
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
