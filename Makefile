@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev test lint lint-template typecheck check bench package clean lock
+.PHONY: help venv dev test lint lint-template typecheck check bench package clean lock \
+	build-ApiFunction build-RefreshWorkerFunction
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +42,19 @@ lint-template: $(STAMP)  ## cfn-lint template.yaml with the serverless rules (ze
 
 typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
+
+# Lambda artifacts for the template's runtime (python3.13, arm64), whatever this machine is. Pip needs
+# the network (PyPI); a Python 3.13, if there is one, byte-compiles the artifacts (PYTHON313=path).
+PYTHON313 ?=
+package: $(STAMP)  ## build build/{api,worker}[.zip] for Lambda (python3.13/arm64) and print their sizes
+	$(BIN)/python -m deploy.package api worker --out build --zip $(if $(PYTHON313),--compile-with $(PYTHON313),)
+
+# `sam build` calls these (BuildMethod: makefile) with ARTIFACTS_DIR set; plain python3 is enough.
+build-ApiFunction:
+	$(PYTHON) -m deploy.package api --into "$(ARTIFACTS_DIR)" $(if $(PYTHON313),--compile-with $(PYTHON313),)
+
+build-RefreshWorkerFunction:
+	$(PYTHON) -m deploy.package worker --into "$(ARTIFACTS_DIR)" $(if $(PYTHON313),--compile-with $(PYTHON313),)
 
 bench: $(STAMP)  ## run the benchmarks, print the table, write bench/results.json
 	$(BIN)/python -m bench
