@@ -228,9 +228,11 @@ async def replay(
     run = _Replay(
         sqs, _Held(sqs, dlq_url), queue_url, validate, dry_run, drop_invalid, _Pace(rate, sleep), echo
     )
+    # A slow --rate takes fewer messages per receive, so that none outstays its hold before it is sent.
+    batch = BATCH if rate <= 0 or dry_run else max(1, min(BATCH, int(rate * HOLD_SECONDS / 2)))
     try:
         while limit is None or run.summary.received < limit:
-            want = BATCH if limit is None else min(BATCH, limit - run.summary.received)
+            want = batch if limit is None else min(batch, limit - run.summary.received)
             new, _ = await run.held.receive(want)
             if not new:
                 break  # empty, or only messages this run keeps (invalid ones, dry-run ones)

@@ -169,3 +169,27 @@ def test_no_rate_means_no_pause() -> None:
 
     run(sends())
     assert pauses == []
+
+
+def test_a_slow_rate_takes_few_messages_per_receive() -> None:
+    # At 0.1 messages/s a batch of 10 would take 100 s, longer than the 60 s hold: take 3 at a time.
+    sqs = FakeSqs()
+    for _ in range(7):
+        sqs.put("dlq", VALID)
+    sizes: list[int] = []
+    receive = sqs.receive
+
+    async def counting_receive(url: str, **kwargs: Any) -> list[Message]:
+        batch = await receive(url, **kwargs)
+        sizes.append(len(batch))
+        return batch
+
+    sqs.receive = counting_receive  # type: ignore[method-assign]
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    summary = run(replay(sqs, "dlq", "queue", VALIDATE, limit=None, dry_run=False, drop_invalid=False,
+                         rate=0.1, sleep=no_wait, echo=lambda _: None))  # fmt: skip
+    assert summary.replayed == 7
+    assert sizes == [3, 3, 1, 0]
