@@ -185,7 +185,7 @@ def test_each_board_has_its_own_snapshot(api: ApiHarness, cache_tools: CacheTool
     challenge_version = cache_tools.write(make_entries(3, start_rank=1)[::-1][:1], board="challenge:two-sum")
     board = body_of(api.get(query={"board": "challenge:two-sum"}))
     assert board["board"] == "challenge:two-sum"
-    assert board["version"] == challenge_version != global_version
+    assert board["version"] == challenge_version  # versions are per board (they may coincide in one ms)
     assert len(board["entries"]) == 1
     assert body_of(api.get())["version"] == global_version
     # next links keep the board
