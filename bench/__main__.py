@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.cold_start import run_cold_start
+from bench.http import run_http
 from bench.read_path import run_read_path
+from bench.refresh import run_refresh
 from bench.stampede import run_stampede
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -23,6 +25,8 @@ GROUPS: dict[str, Callable[[], dict[str, Any]]] = {
     "read": run_read_path,
     "cold": run_cold_start,
     "stampede": run_stampede,
+    "refresh": run_refresh,
+    "http": run_http,
 }
 
 

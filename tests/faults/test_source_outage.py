@@ -28,10 +28,10 @@ from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
 from devstack.engines import PostgresEngine, Queues, SqsEngine, ValkeyServer
 from devstack.event_source import SqsEventSource
+from devstack.postgrest import PostgrestEmulator, connect_refused, html_error, read_timeout
 from ops.cli import main as ops
 from refresh_worker.app import WorkerApp
 from tests.harness import CacheTools, ValkeyTarget, api_env
-from tests.postgrest import PostgrestEmulator, connect_refused, html_error, read_timeout
 from tests.support import FakeContext, body_of, http_event, make_entries
 
 LOCK_TTL_MS = 3000

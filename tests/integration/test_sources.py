@@ -20,7 +20,7 @@ from common.sources.http import HttpSource
 from common.sources.postgres import PostgresSource
 from common.sources.supabase import SupabaseSource
 from devstack.engines import PostgresEngine, free_port
-from tests.postgrest import (
+from devstack.postgrest import (
     PostgrestEmulator,
     connect_refused,
     html_error,

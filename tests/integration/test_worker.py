@@ -31,9 +31,9 @@ from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
 from devstack.engines import PostgresEngine, Queues, SqsEngine
 from devstack.event_source import SqsEventSource
+from devstack.postgrest import PostgrestEmulator
 from refresh_worker.app import WorkerApp
 from tests.harness import CacheTools, ValkeyTarget
-from tests.postgrest import PostgrestEmulator
 from tests.support import FakeContext, make_entries, sqs_event
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""An httpx transport that answers supabase-py the way PostgREST does.
+"""An httpx transport that answers supabase-py the way PostgREST does (tests and benchmarks).
 
 `rpc/leaderboard_page` is executed on the real PostgreSQL (so the SQL under test is the SQL that ships),
 and the rows come back serialized as PostgREST serializes them (uuid and timestamptz as strings). Faults
@@ -71,10 +71,12 @@ def connect_refused(request: httpx.Request) -> httpx.Response:
 @dataclass
 class PostgrestEmulator:
     dsn: str
-    faults: list[Fault | None] = field(
-        default_factory=list
-    )  # consumed one per request; None = answer normally
+    # Consumed one per request; None = answer normally.
+    faults: list[Fault | None] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
+    # Keep one connection (as PostgREST's pool does) instead of opening one per request.
+    pooled: bool = False
+    _conn: Any = None
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -88,15 +90,23 @@ class PostgrestEmulator:
         if request.method != "POST" or not request.url.path.endswith("/rest/v1/rpc/leaderboard_page"):
             return postgrest_error(404, "PGRST202", "Could not find the function")(request)
         params = json.loads(request.content or b"{}")
-        conn = await asyncpg.connect(self.dsn)
+        conn = self._conn or await asyncpg.connect(self.dsn)
         try:
             rows = await conn.fetch(SQL, *[None if params.get(a) is None else str(params[a]) for a in ARGS])
         except asyncpg.PostgresError as exc:
             return postgrest_error(400, exc.sqlstate or "XX000", str(exc))(request)
         finally:
-            await conn.close()
+            if self.pooled:
+                self._conn = conn
+            else:
+                await conn.close()
         body = [
             {k: (v if isinstance(v, int | type(None)) else _json(v)) for k, v in dict(r).items()}
             for r in rows
         ]
         return httpx.Response(200, json=body, request=request)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
