@@ -1,6 +1,11 @@
 """Real engines from wheels, on loopback and free ports: valkey-server (standalone or a 3-node cluster),
 PostgreSQL (pgserver) with the Supabase migrations, and moto's SQS server.
 
+TLS is the one thing the wheels cannot do: the embedded valkey-server is built without it. A server with
+`tls=` runs the system's `redis-server` (Debian's 7.0 is built with TLS; `apt-get install redis-server`)
+with certificates from a throwaway `CertificateAuthority` (openssl). A missing program raises
+`EngineMissing`, which callers may turn into a skip; every other start failure is an `EngineError`.
+
 The test suite and `make dev` both start their engines here, so there is one way to do it. Every
 engine is a child process (or a thread) that `stop()` ends and waits for: no orphan is left behind.
 """
@@ -9,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import os
 import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -23,13 +30,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CertificateAuthority",
     "EngineError",
+    "EngineMissing",
     "PostgresEngine",
     "SqsEngine",
+    "TlsFiles",
     "ValkeyCluster",
     "ValkeyServer",
     "free_port",
     "migrations",
+    "tls_server_binary",
     "valkey_binary",
 ]
 
@@ -39,6 +50,10 @@ MIGRATIONS = ROOT / "supabase" / "migrations"
 
 class EngineError(RuntimeError):
     """An engine could not start; the message says what and how to fix it."""
+
+
+class EngineMissing(EngineError):
+    """A program an engine needs is not installed on this machine; the message says how to install it."""
 
 
 def free_port(low: int = 20_000, high: int = 50_000) -> int:
@@ -80,8 +95,102 @@ def valkey_binary(name: str = "valkey-server") -> Path:
     return path
 
 
-def _ping(port: int, password: str | None = None, timeout: float = 0.5) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+def tls_server_binary() -> Path:
+    """A server built with TLS from the system: redis-server (Debian's 7.0 has TLS), else valkey-server."""
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    raise EngineMissing(
+        "no TLS-capable redis-server or valkey-server on PATH (the embedded valkey-server is built "
+        "without TLS): install one with `apt-get install redis-server`"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files of one TLS server: its certificate and key, the CA that signed them, and the host names
+    (or IP addresses) the certificate is valid for."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    hosts: tuple[str, ...]
+
+
+class CertificateAuthority:
+    """A throwaway CA made with openssl, for servers on loopback. `issue()` signs server certificates.
+
+    Certificates name their hosts in subjectAltName (rustls, inside GLIDE, ignores the CN) and carry
+    both serverAuth and clientAuth: cluster nodes present their own certificate to each other on the bus.
+    """
+
+    def __init__(self, directory: Path, name: str = "leaderboard-test-ca") -> None:
+        self.directory = directory
+        self.name = name
+        self.cert = directory / f"{name}.pem"
+        self.key = directory / f"{name}.key"
+
+    def create(self) -> CertificateAuthority:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._openssl(
+            "req", "-x509", "-new", *_EC_KEY, "-nodes", "-keyout", str(self.key), "-out", str(self.cert),
+            "-days", "2", "-subj", f"/CN={self.name}",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        )  # fmt: skip
+        return self
+
+    def issue(self, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
+        """A server certificate for `hosts` (IP addresses and DNS names), signed by this CA."""
+        cert, key = self.directory / f"{name}.pem", self.directory / f"{name}.key"
+        request, extensions = self.directory / f"{name}.csr", self.directory / f"{name}.ext"
+        names = ",".join(f"{'IP' if _is_ip(host) else 'DNS'}:{host}" for host in hosts)
+        extensions.write_text(
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n"
+            f"subjectAltName={names}\n"
+        )
+        self._openssl(
+            "req", "-new", *_EC_KEY, "-nodes", "-keyout", str(key), "-out", str(request),
+            "-subj", f"/CN={hosts[0]}",
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", str(request), "-CA", str(self.cert), "-CAkey", str(self.key),
+            "-set_serial", str(random.randrange(1, 2**63)), "-days", "2", "-out", str(cert),
+            "-extfile", str(extensions),
+        )  # fmt: skip
+        return TlsFiles(ca=self.cert, cert=cert, key=key, hosts=hosts)
+
+    @staticmethod
+    def _openssl(*args: str) -> None:
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise EngineMissing("openssl is not on PATH: install it with `apt-get install openssl`")
+        result = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=30, check=False)
+        if result.returncode != 0:
+            raise EngineError(f"openssl {args[0]} failed: {result.stderr.strip()[-500:]}")
+
+
+_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _ping(port: int, password: str | None = None, timeout: float = 0.5, tls: TlsFiles | None = None) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        sock = raw
+        if tls is not None:
+            # Verified like any client would, against a name the certificate carries (it may not be ours).
+            context = ssl.create_default_context(cafile=str(tls.ca))
+            sock = context.wrap_socket(raw, server_hostname=tls.hosts[0])
         if password:
             sock.sendall(f"AUTH {password}\r\n".encode())
             sock.recv(64)
@@ -90,7 +199,11 @@ def _ping(port: int, password: str | None = None, timeout: float = 0.5) -> bytes
 
 
 class ValkeyServer:
-    """One valkey-server process in the foreground (so that we own its pid: kill, pause, restart)."""
+    """One valkey-server process in the foreground (so that we own its pid: kill, pause, restart).
+
+    With `tls=`, the system's TLS-capable server listens on `port` with TLS only (the plaintext port is
+    off) and does not ask clients for certificates, as ElastiCache does.
+    """
 
     def __init__(
         self,
@@ -98,6 +211,7 @@ class ValkeyServer:
         *,
         password: str | None = None,
         cluster: bool = False,
+        tls: TlsFiles | None = None,
         extra_args: tuple[str, ...] = (),
         data_dir: Path | None = None,
     ) -> None:
@@ -105,15 +219,33 @@ class ValkeyServer:
         self.port = port or free_port()
         self.password = password
         self.cluster = cluster
+        self.tls = tls
+        self.binary = tls_server_binary() if tls else valkey_binary()
         self.extra_args = extra_args
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="valkey-"))
         self.process: subprocess.Popen[bytes] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.binary.name
+
     def command(self) -> list[str]:
-        args = [
-            str(valkey_binary()),
-            "--port", str(self.port),
+        args = [str(self.binary)]
+        if self.tls:
+            args += [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert),
+                "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+            if self.cluster:
+                args += ["--tls-cluster", "yes"]
+        else:
+            args += ["--port", str(self.port)]
+        args += [
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
@@ -142,15 +274,15 @@ class ValkeyServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 tail = (self.data_dir / "valkey.log").read_text(errors="replace")[-500:]
-                raise EngineError(f"valkey-server exited at start (code {self.process.returncode}): {tail}")
+                raise EngineError(f"{self.name} exited at start (code {self.process.returncode}): {tail}")
             try:
-                if b"PONG" in _ping(self.port, self.password):
+                if b"PONG" in _ping(self.port, self.password, tls=self.tls):
                     return self
-            except OSError:
+            except OSError:  # ssl.SSLError is an OSError too
                 pass
             time.sleep(0.02)
         self.stop()
-        raise EngineError(f"valkey-server did not answer on port {self.port} within {timeout:.0f} s")
+        raise EngineError(f"{self.name} did not answer on port {self.port} within {timeout:.0f} s")
 
     @property
     def pid(self) -> int | None:
@@ -189,12 +321,21 @@ class ValkeyServer:
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
-    def cli(self, *args: str) -> str:
-        command = [str(valkey_binary("valkey-cli")), "-p", str(self.port), "--no-auth-warning"]
+    def cli_command(self) -> list[str]:
+        """The matching CLI (valkey-cli beside the embedded server, redis-cli beside redis-server)."""
+        cli = self.binary.with_name(self.binary.name.replace("-server", "-cli"))
+        if not cli.is_file():
+            raise EngineMissing(f"{cli} is missing: install it with `apt-get install redis-tools`")
+        command = [str(cli), "-p", str(self.port), "--no-auth-warning"]
+        if self.tls:
+            command += ["--tls", "--cacert", str(self.tls.ca)]
         if self.password:
             command += ["-a", self.password]
+        return command
+
+    def cli(self, *args: str) -> str:
         return subprocess.run(
-            command + list(args), check=True, capture_output=True, text=True, timeout=30
+            self.cli_command() + list(args), check=True, capture_output=True, text=True, timeout=30
         ).stdout
 
     def __enter__(self) -> ValkeyServer:
@@ -205,11 +346,26 @@ class ValkeyServer:
 
 
 class ValkeyCluster:
-    """Three primaries, no replicas, built with `valkey-cli --cluster create`."""
+    """Three primaries, no replicas, built with `valkey-cli --cluster create` (redis-cli with `tls=`).
 
-    def __init__(self, nodes: int = 3) -> None:
-        self.nodes = [ValkeyServer(cluster=True) for _ in range(nodes)]
+    `password`, `tls` and `extra_args` apply to every node, like ValkeyServer's.
+    """
+
+    def __init__(
+        self,
+        nodes: int = 3,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        self.nodes = [
+            ValkeyServer(cluster=True, password=password, tls=tls, extra_args=extra_args)
+            for _ in range(nodes)
+        ]
         self.host = "127.0.0.1"
+        self.password = password
+        self.tls = tls
 
     @property
     def port(self) -> int:
@@ -220,7 +376,7 @@ class ValkeyCluster:
             for node in self.nodes:
                 node.start()
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
-            create = [str(valkey_binary("valkey-cli")), "--cluster", "create", *addresses]
+            create = [*self.nodes[0].cli_command(), "--cluster", "create", *addresses]
             subprocess.run(
                 [*create, "--cluster-replicas", "0", "--cluster-yes"],
                 check=True,
