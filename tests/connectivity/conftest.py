@@ -12,6 +12,7 @@ reason and nothing else; `.ci/run` installs it, so CI always runs them.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,20 @@ from devstack.engines import (
     tls_server_binary,
 )
 from tests.support import FakeContext, http_event
+
+# Random per session, so that finding one in captured output can only mean it leaked.
+DEFAULT_PASSWORD = f"default-{secrets.token_hex(12)}"
+APP_USER, APP_PASSWORD = "app", f"app-{secrets.token_hex(12)}"
+NO_SCRIPTS_USER, NO_SCRIPTS_PASSWORD = "noscripts", f"noscripts-{secrets.token_hex(12)}"
+LEAST_USER, LEAST_PASSWORD = "leaderboard", f"least-{secrets.token_hex(12)}"
+# The least-privilege access string of docs/valkey.md, for key prefixes "lb-..." (the tests' key_prefix).
+LEAST_ACCESS = "on ~lb-* ~{lb-* -@all +@read +@write +@scripting +@connection +info +time +cluster|slots"
+# ElastiCache's usual access string ("on ~* +@all", plus channels), one without Lua, and the least one.
+ACL_USERS = (
+    "--user", APP_USER, "on", f">{APP_PASSWORD}", "~*", "&*", "+@all",
+    "--user", NO_SCRIPTS_USER, "on", f">{NO_SCRIPTS_PASSWORD}", "~*", "&*", "+@all", "-@scripting",
+    "--user", LEAST_USER, f">{LEAST_PASSWORD}", *LEAST_ACCESS.split(),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -236,5 +251,31 @@ def tls_engine(request: pytest.FixtureRequest) -> ValkeyServer | ValkeyCluster:
     """A TLS-only endpoint (the plaintext port is off), standalone and as a 3-node cluster."""
     engine: ValkeyServer | ValkeyCluster = request.getfixturevalue(
         "tls_cluster" if request.param == "cluster" else "tls_server"
+    )
+    return engine
+
+
+# ---- authentication ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def auth_server() -> Iterator[ValkeyServer]:
+    server = ValkeyServer(password=DEFAULT_PASSWORD, extra_args=ACL_USERS).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_cluster() -> Iterator[ValkeyCluster]:
+    cluster = ValkeyCluster(password=DEFAULT_PASSWORD, extra_args=ACL_USERS).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def auth_engine(request: pytest.FixtureRequest) -> ValkeyServer | ValkeyCluster:
+    """A server that wants a password for the default user and knows the ACL users above."""
+    engine: ValkeyServer | ValkeyCluster = request.getfixturevalue(
+        "auth_cluster" if request.param == "cluster" else "auth_server"
     )
     return engine
