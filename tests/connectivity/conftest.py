@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
+import common.logs
 from api_lambda.app import ApiApp, build_app
 from common.boards import KeySpace
 from common.cache import LeaderboardCache, SnapshotHeader
-from common.config import EnvReader, ValkeySettings
+from common.config import EnvReader, ValkeySettings, registered_secrets
 from common.lock import RefreshLock
 from common.models import Entry
 from common.runtime import run
@@ -148,6 +149,16 @@ class Writer:
 
     def close(self) -> None:
         run(self.connection.close())
+
+
+@pytest.fixture(autouse=True)
+def redact_only_this_tests_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log redactor hides every secret the process has registered, and other tests register
+    throwaway ones (tests/unit sets SUPABASE_KEY="k", which would turn every "k" in a log line into
+    "***"). Here it sees only secrets registered during the test. So these tests do not depend on what
+    ran before them, and checks that a password appears nowhere test our code, not the safety net."""
+    before = registered_secrets()
+    monkeypatch.setattr(common.logs, "registered_secrets", lambda: frozenset(registered_secrets() - before))
 
 
 @pytest.fixture
