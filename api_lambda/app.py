@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -24,7 +25,7 @@ from common.cache import LeaderboardCache
 from common.config import ApiSettings, ConfigError
 from common.errors import CacheUnavailable
 from common.logs import bind_invocation, get_logger
-from common.metrics import SECONDS, Metrics
+from common.metrics import Metrics
 from common.queue import SqsRefreshQueue
 from common.runtime import run
 from common.valkey import ValkeyConnection
@@ -36,10 +37,10 @@ __all__ = ["ApiApp", "MisconfiguredApp", "build_app"]
 
 log = get_logger(__name__)
 
-_DIGITS = re.compile(r"[0-9]{1,9}")
 _USER_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
 _USER_PREFIX = "/leaderboard/users/"
 _ALLOW = "GET, HEAD"
+_COUNT_METRIC = {"HIT": "Hit", "STALE": "Stale", "MISS": "Miss"}
 MAX_OFFSET = 10_000_000
 
 
@@ -58,7 +59,8 @@ def _integer(request: Request, name: str, code: str, default: int, bounds: tuple
     raw = _one(request, name, code, what)
     if raw is None:
         return default
-    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
+    # ASCII digits only: str.isdigit() alone accepts "٣" and "³", which int() then reads as 3.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
         raise bad_request(code, what)
     return int(raw)
 
@@ -83,6 +85,7 @@ class ApiApp:
             f"stale-if-error={settings.stale_if_error_seconds}"
         )
         self._fresh = settings.boards.fresh_seconds
+        self._cache_controls: dict[int, str] = {}  # at most fresh_seconds + 1 distinct values
 
     # ---- the Lambda entry (sync) ----------------------------------------------------------------
 
@@ -128,9 +131,7 @@ class ApiApp:
             view = await route(request, board)
         except (CacheUnavailable, WarmingUp, SnapshotTooOld, UnknownBoard, UserNotRanked) as exc:
             raise self._domain_error(exc, board) from None
-        self.metrics.add(view.cache_status.capitalize())
-        self.metrics.add("SnapshotAge", view.age_seconds, SECONDS)
-        self.metrics.flush(board)
+        self.metrics.served(board, _COUNT_METRIC[view.cache_status], view.age_seconds)
         return self._respond(request, view, self._body(request, board, view))
 
     def _board(self, request: Request) -> str:
@@ -196,25 +197,26 @@ class ApiApp:
             f'"count":{len(view.entries)},"offset":{view.offset},"total":{h.total},'
             f'"generated_at":"{h.generated_at}","version":{h.version}}}'
         )
+        board_json = _json_string(board)
         if view.user_position is not None:
             user = view.entries[view.user_position - view.offset].decode()
-            return f'{{"board":{json.dumps(board)},"user":{user},"entries":[{entries}],{common}'
+            return f'{{"board":{board_json},"user":{user},"entries":[{entries}],{common}'
         end = view.offset + len(view.entries)
         if end < h.size and view.entries:
             # Built by hand: urlencode costs more than the rest of the response on the hot path.
             board_param = "" if board == GLOBAL else f"board={quote(board, safe='')}&"
-            link = f"{_json_path(request.raw_path)}?{board_param}count={len(view.entries)}&offset={end}"
-            next_link = f'"{link}"'
+            path = _json_string(request.raw_path)[1:-1]
+            next_link = f'"{path}?{board_param}count={len(view.entries)}&offset={end}"'
         else:
             next_link = "null"
-        return f'{{"board":{json.dumps(board)},"entries":[{entries}],"next":{next_link},{common}'
+        return f'{{"board":{board_json},"entries":[{entries}],"next":{next_link},{common}'
 
     def _respond(self, request: Request, view: BoardView, body: str) -> Response:
         etag = f'"{view.header.version}"'
         max_age = max(0, int(self._fresh - view.age_seconds)) if view.cache_status != STALE else 0
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": f"public, max-age={max_age}, {self._stale_directives}",
+            "Cache-Control": self._cache_control(max_age),
             "ETag": etag,
             "Age": str(int(view.age_seconds)),
             "X-Cache": view.cache_status,
@@ -223,10 +225,17 @@ class ApiApp:
             return Response(304, "", headers)
         return Response(200, body, headers)
 
+    def _cache_control(self, max_age: int) -> str:
+        value = self._cache_controls.get(max_age)
+        if value is None:
+            value = self._cache_controls[max_age] = f"public, max-age={max_age}, {self._stale_directives}"
+        return value
 
-def _json_path(path: str) -> str:
-    """The request path as the inside of a JSON string (it came from the client: escape it)."""
-    return json.dumps(path)[1:-1]
+
+@lru_cache(maxsize=256)
+def _json_string(text: str) -> str:
+    """`text` as a JSON string literal; the same few boards and paths come back on every request."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _raw_method(event: Any) -> str | None:

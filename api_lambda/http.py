@@ -63,12 +63,10 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def to_event(self, head: bool = False) -> dict[str, Any]:
-        headers = dict(self.headers)
-        if self.body and "Content-Type" not in headers:
-            headers["Content-Type"] = JSON_TYPE
+        """The proxy-integration result; every Response is built with its Content-Type already."""
         return {
             "statusCode": self.status,
-            "headers": headers,
+            "headers": self.headers,
             "body": "" if head else self.body,
             "isBase64Encoded": False,
         }

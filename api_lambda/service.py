@@ -123,8 +123,10 @@ class LeaderboardService:
         if page is None:
             status = MISS
             page = await self._wait_for_fill(board, lambda: self._cache.read_page(board, offset, count))
-        status, age = await self._freshness(page.header, status)
-        return BoardView(page.header, page.offset, page.entries, status, age)
+        age_ms = max(0, time.time_ns() // 1_000_000 - page.header.generated_at_ms)
+        if age_ms >= self._fresh_ms and status != MISS:
+            status = await self._stale(page.header, age_ms)
+        return BoardView(page.header, page.offset, page.entries, status, age_ms / 1000)
 
     async def user(self, board: str, user_id: str, around: int) -> BoardView:
         status = HIT
@@ -132,19 +134,21 @@ class LeaderboardService:
         if window is None:
             status = MISS
             window = await self._wait_for_fill(board, lambda: self._cache.read_user(board, user_id, around))
-        status, age = await self._freshness(window.header, status)
+        age_ms = max(0, time.time_ns() // 1_000_000 - window.header.generated_at_ms)
+        if age_ms >= self._fresh_ms and status != MISS:
+            status = await self._stale(window.header, age_ms)
+        age = age_ms / 1000
         if window.position is None:
             raise UserNotRanked(user_id)
         return BoardView(window.header, window.offset, window.entries, status, age, window.position)
 
-    async def _freshness(self, header: SnapshotHeader, status: str) -> tuple[str, float]:
-        age_ms = max(0, time.time_ns() // 1_000_000 - header.generated_at_ms)
-        if age_ms >= self._fresh_ms and status != MISS:
-            await self._request_refresh(header.board, "stale")
-            if self._max_stale_ms and age_ms > self._max_stale_ms:
-                raise SnapshotTooOld(header.board)
-            status = STALE
-        return status, age_ms / 1000
+    async def _stale(self, header: SnapshotHeader, age_ms: int) -> str:
+        """A stale snapshot: ask for a refresh (once per episode), then serve it unless it is too old.
+        Kept out of line: the fresh hit path checks the age inline and never enters here."""
+        await self._request_refresh(header.board, "stale")
+        if self._max_stale_ms and age_ms > self._max_stale_ms:
+            raise SnapshotTooOld(header.board)
+        return STALE
 
     async def _request_refresh(self, board: str, reason: str) -> bool:
         """Send one refresh request per episode. Never raises: a failed request must not fail a read."""

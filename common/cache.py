@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from glide import ConditionalChange, ExpirySet, ExpiryType, GlideError
@@ -169,10 +169,11 @@ class SnapshotHeader:
     total: int
     size: int
     source: str
+    # Formatted once per snapshot, not once per request (the decoded header is reused across reads).
+    generated_at: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def generated_at(self) -> str:
-        return iso_from_ms(self.generated_at_ms)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "generated_at", iso_from_ms(self.generated_at_ms))
 
     def encode(self) -> bytes:
         return json.dumps(
@@ -274,7 +275,7 @@ class LeaderboardCache:
         the page come from the same snapshot.
         """
         key = self.keys(board).snapshot
-        client = await self._client()
+        client = self._connection.ready or await self._connection.client()
         try:
             if offset == 0:
                 raw: list[bytes] = await client.lrange(key, 0, count)
@@ -296,7 +297,7 @@ class LeaderboardCache:
     async def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
         """The window around a user in the current snapshot; None when there is no snapshot."""
         keys = self.keys(board)
-        client = await self._client()
+        client = self._connection.ready or await self._connection.client()
         try:
             raw: list[bytes] = await client.invoke_script(
                 _READ_USER, keys=[keys.snapshot, keys.positions], args=[user_id, str(around)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any, TextIO
 
@@ -21,9 +21,12 @@ from common.config import registered_secrets
 __all__ = ["bind_invocation", "configure_logging", "get_logger"]
 
 _configured = False
-# The keys of the current invocation, set once per invocation as one dict: cheaper on the hot path than
-# structlog's per-key context variables, and asyncio tasks started by the handler inherit it.
-_invocation: ContextVar[Mapping[str, Any]] = ContextVar("leaderboard_invocation", default={})  # noqa: B039
+# The current invocation, set once per invocation as one tuple and turned into log keys only when a line
+# is actually written: most API invocations (cache hits) log nothing, and this is on their path.
+# asyncio tasks started by the handler inherit it.
+_invocation: ContextVar[tuple[str, Any, bool, str | None] | None] = ContextVar(
+    "leaderboard_invocation", default=None
+)
 
 
 class _StdoutLogger:
@@ -43,7 +46,22 @@ class _StdoutLogger:
 def _merge_invocation(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    for key, value in _invocation.get().items():
+    invocation = _invocation.get()
+    if invocation is None:
+        return event_dict
+    service, context, cold_start, correlation_id = invocation
+    values: dict[str, Any] = {
+        "service": service,
+        "cold_start": cold_start,
+        "function_name": getattr(context, "function_name", None),
+        "function_request_id": getattr(context, "aws_request_id", None),
+    }
+    trace = os.environ.get("_X_AMZN_TRACE_ID")  # set by the Lambda runtime for each invocation
+    if trace:
+        values["xray_trace_id"] = trace
+    if correlation_id:
+        values["correlation_id"] = correlation_id
+    for key, value in values.items():
         event_dict.setdefault(key, value)
     return event_dict
 
@@ -111,25 +129,8 @@ def get_logger(name: str | None = None) -> structlog.typing.FilteringBoundLogger
 
 
 def bind_invocation(
-    *,
-    service: str,
-    context: Any,
-    cold_start: bool,
-    correlation_id: str | None = None,
-    extra: Mapping[str, Any] | None = None,
+    *, service: str, context: Any, cold_start: bool, correlation_id: str | None = None
 ) -> None:
-    """Bind the keys every line of this invocation carries (Powertools' names, so dashboards match)."""
-    values: dict[str, Any] = {
-        "service": service,
-        "cold_start": cold_start,
-        "function_name": getattr(context, "function_name", None),
-        "function_request_id": getattr(context, "aws_request_id", None),
-    }
-    trace = os.environ.get("_X_AMZN_TRACE_ID")
-    if trace:
-        values["xray_trace_id"] = trace
-    if correlation_id:
-        values["correlation_id"] = correlation_id
-    if extra:
-        values.update(extra)
-    _invocation.set(values)
+    """Bind what every line of this invocation carries: Powertools' key names (so dashboards match),
+    `service`, `cold_start`, `function_name`, `function_request_id`, `xray_trace_id`, `correlation_id`."""
+    _invocation.set((service, context, cold_start, correlation_id))

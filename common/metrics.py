@@ -28,6 +28,7 @@ class Metrics:
         self._values: dict[str, tuple[float, str]] = {}
         # The constant part of a line, per board and set of metric names (a handful in practice).
         self._heads: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._served: dict[tuple[str, str], str] = {}
 
     def add(self, name: str, value: float = 1, unit: str = COUNT) -> None:
         """Add to a metric of this invocation (counts sum up; a timing or age is usually added once)."""
@@ -43,17 +44,41 @@ class Metrics:
         key = (board, names)
         head = self._heads.get(key)
         if head is None:
-            definitions = ",".join(f'{{"Name":"{n}","Unit":"{unit}"}}' for n, (_, unit) in values.items())
-            head = (
-                f',"CloudWatchMetrics":[{{"Namespace":{self._namespace},"Dimensions":[["service","board"]],'
-                f'"Metrics":[{definitions}]}}]}},"service":{self._service},"board":{json.dumps(board)}'
-            )
+            head = self._head(board, tuple((name, unit) for name, (_, unit) in values.items()))
             if len(self._heads) < 256:
                 self._heads[key] = head
         fields = "".join(
             f',"{name}":{round(value, 3)!r}' if math.isfinite(value) else f',"{name}":0'
             for name, (value, _) in values.items()
         )
+        self._write(f'{{"_aws":{{"Timestamp":{time.time_ns() // 1_000_000}{head}{fields}}}\n')
+
+    def served(self, board: str, count_metric: str, age_seconds: float) -> None:
+        """`flush(board)` after `add(count_metric)` and `add("SnapshotAge", age, SECONDS)`: the same line,
+        from a template per (board, metric), because every cache hit writes one."""
+        if self._values:  # something else was counted in this invocation: take the general path
+            self.add(count_metric)
+            self.add("SnapshotAge", age_seconds, SECONDS)
+            self.flush(board)
+            return
+        key = (board, count_metric)
+        head = self._served.get(key)
+        if head is None:
+            head = self._head(board, ((count_metric, COUNT), ("SnapshotAge", SECONDS)))
+            if len(self._served) < 256:
+                self._served[key] = head
+        age = round(age_seconds, 3) if math.isfinite(age_seconds) else 0
+        now = time.time_ns() // 1_000_000
+        self._write(f'{{"_aws":{{"Timestamp":{now}{head},"{count_metric}":1,"SnapshotAge":{age}}}\n')
+
+    def _head(self, board: str, metrics: tuple[tuple[str, str], ...]) -> str:
+        definitions = ",".join(f'{{"Name":"{name}","Unit":"{unit}"}}' for name, unit in metrics)
+        return (
+            f',"CloudWatchMetrics":[{{"Namespace":{self._namespace},"Dimensions":[["service","board"]],'
+            f'"Metrics":[{definitions}]}}]}},"service":{self._service},"board":{json.dumps(board)}'
+        )
+
+    def _write(self, line: str) -> None:
         stream = self._stream or sys.stdout
-        stream.write(f'{{"_aws":{{"Timestamp":{time.time_ns() // 1_000_000}{head}{fields}}}\n')
+        stream.write(line)
         stream.flush()

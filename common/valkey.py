@@ -260,6 +260,11 @@ class ValkeyConnection:
     def cluster_mode(self) -> bool:
         return self.settings.cluster_mode
 
+    @property
+    def ready(self) -> TGlideClient | None:
+        """The client if it exists already: lets the hot path skip an await (see LeaderboardCache)."""
+        return self._client
+
     async def client(self) -> TGlideClient:
         if self._client is not None:
             return self._client
