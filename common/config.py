@@ -33,13 +33,19 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 _SECRETS: set[str] = set()
 
 
+# GLIDE's own (Rust core) log levels. Its lines are plain text, not our JSON: off unless asked for.
+CLIENT_LOG_LEVELS = ("off", "error", "warn", "info", "debug")
+# Shorter values cannot be redacted usefully: replacing every "k" would garble every line.
+MIN_SECRET_LENGTH = 4
+
+
 def registered_secrets() -> frozenset[str]:
     return frozenset(_SECRETS)
 
 
 def register_secret(value: str) -> None:
     """Mark a value fetched at run time (e.g. from Secrets Manager) for redaction in every log line."""
-    if value:
+    if len(value) >= MIN_SECRET_LENGTH:
         _SECRETS.add(value)
 
 
@@ -102,6 +108,15 @@ class EnvReader:
         self.problems.append(f"{name} must be true or false")
         return default
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.raw(name)
+        if value is None:
+            return default
+        if value.lower() not in choices:
+            self.problems.append(f"{name} must be one of " + ", ".join(choices))
+            return default
+        return value.lower()
+
     def url(self, name: str, *, schemes: tuple[str, ...], required: bool = False) -> str | None:
         value = self.string(name, required=required)
         if value is None:
@@ -131,6 +146,7 @@ class ValkeySettings:
     request_timeout_ms: int = 250
     connect_timeout_ms: int = 1000
     client_name: str = "leaderboard"
+    client_log_level: str = "off"
 
     @classmethod
     def read(
@@ -164,6 +180,7 @@ class ValkeySettings:
                 "VALKEY_CONNECT_TIMEOUT_MS", connect_timeout_ms, minimum=10, maximum=60_000
             ),
             client_name=client_name,
+            client_log_level=env.choice("VALKEY_CLIENT_LOG_LEVEL", "off", CLIENT_LOG_LEVELS),
         )
 
 

@@ -34,6 +34,8 @@ from glide import (
     GlideClusterClient,
     GlideClusterClientConfiguration,
     GlideError,
+    Logger,
+    LogLevel,
     NodeAddress,
     Script,
     ServerCredentials,
@@ -247,6 +249,18 @@ def _certificate_problem(exc: ssl.SSLCertVerificationError, settings: ValkeySett
     return f"TLS certificate verification failed ({why}): {advice}"
 
 
+_client_log_level: str | None = None
+
+
+def _configure_client_logs(level: str) -> None:
+    """GLIDE's core logs to stdout as plain text (not our JSON lines); it is off unless
+    VALKEY_CLIENT_LOG_LEVEL asks for it. Our own log line already explains every failure."""
+    global _client_log_level  # noqa: PLW0603 - the GLIDE logger is process-wide
+    if level != _client_log_level:
+        Logger.set_logger_config(getattr(LogLevel, level.upper()))
+        _client_log_level = level
+
+
 class ValkeyConnection:
     """Lazily creates one client and hands it out. A failed creation is retried on the next call."""
 
@@ -281,6 +295,7 @@ class ValkeyConnection:
 
     async def _create(self) -> TGlideClient:
         s = self.settings
+        _configure_client_logs(s.client_log_level)
         tls_config = None
         if s.tls and s.tls_ca_file:
             # A small file read once per container, before any connection exists.

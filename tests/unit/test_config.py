@@ -122,3 +122,10 @@ def test_scheduled_boards_must_be_served() -> None:
     env = {**env, "LEADERBOARD_BOARDS": "global,challenge:*"}
     settings = WorkerSettings.from_env({**env, "LEADERBOARD_SCHEDULED_BOARDS": "global,challenge:two-sum"})
     assert settings.scheduled_boards == ("global", "challenge:two-sum")
+
+
+def test_the_client_log_level_is_validated() -> None:
+    assert ApiSettings.from_env(BASE).valkey.client_log_level == "off"
+    assert ApiSettings.from_env({**BASE, "VALKEY_CLIENT_LOG_LEVEL": "WARN"}).valkey.client_log_level == "warn"
+    with pytest.raises(ConfigError, match="VALKEY_CLIENT_LOG_LEVEL must be one of"):
+        ApiSettings.from_env({**BASE, "VALKEY_CLIENT_LOG_LEVEL": "loud"})

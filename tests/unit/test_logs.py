@@ -56,3 +56,11 @@ def test_registered_secrets_are_redacted_everywhere(capsys: pytest.CaptureFixtur
     assert "***" in str(first["nested"])
     assert first["number"] == 5
     assert "***" in json.dumps(second["exception"])
+
+
+def test_very_short_values_are_not_treated_as_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    # A one-letter "key" (as in some configs under test) would otherwise turn every "k" into "***".
+    register_secret("k")
+    get_logger("t").info("keep calm", word="bookkeeping")
+    (line,) = lines(capsys.readouterr().out)
+    assert line["word"] == "bookkeeping"
