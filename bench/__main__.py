@@ -40,6 +40,9 @@ def _figure(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
+    from common.logs import configure_logging
+
+    configure_logging("WARNING")  # the functions' info lines (one per refresh) would bury the table
     chosen = argv or list(GROUPS)
     unknown = [name for name in chosen if name not in GROUPS]
     if unknown:

@@ -91,11 +91,14 @@ class Bench:
             Metrics("bench", "bench"),
         )
 
-    @staticmethod
-    async def once(refresher: Refresher) -> float:
+    entries = 0
+
+    @classmethod
+    async def once(cls, refresher: Refresher) -> float:
         started = time.perf_counter()
         result = await refresher.refresh("global", "bench", 2**62, 900_000)
         assert result.outcome is Outcome.REFRESHED, result
+        cls.entries = result.entries
         return (time.perf_counter() - started) * 1000
 
 
@@ -151,6 +154,7 @@ def run_refresh(runs: int = 15) -> dict[str, Any]:
         supabase = SupabaseSource("https://bench.supabase.co", key, transport=emulator.transport())
         full_sb = bench.refresher("full-sb", supabase, 0)
         full_pg_ms = [run(bench.once(full_pg)) for _ in range(3)]
+        full_entries = Bench.entries
         full_sb_ms = [run(bench.once(full_sb)) for _ in range(3)]
         inserts = run(_insert_rate(small_dsn))
         for source in (small_source, big_source, supabase):
@@ -192,12 +196,12 @@ def run_refresh(runs: int = 15) -> dict[str, Any]:
         },
         "P8_full_board_100k_postgres_ms": {
             "value": round(statistics.median(full_pg_ms), 1),
-            "unit": "ms (100,000 entries, pages of 1000)",
+            "unit": f"ms ({full_entries:,} entries: every ranked player of 100,000; pages of 1000)",
             "runs_ms": [round(v, 1) for v in full_pg_ms],
         },
         "P8_full_board_100k_supabase_ms": {
             "value": round(statistics.median(full_sb_ms), 1),
-            "unit": "ms (100,000 entries, 100 RPC pages through supabase-py + a PostgREST-shaped transport)",
+            "unit": f"ms ({full_entries:,} entries, RPC pages of 1000 via supabase-py, emulated PostgREST)",
             "runs_ms": [round(v, 1) for v in full_sb_ms],
         },
         "S1_single_row_inserts_per_s": {
