@@ -128,3 +128,15 @@ def make_entries(n: int, *, tie_groups: int = 1, start_rank: int = 1) -> list[En
             )
         )
     return entries
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    """Our structured log lines in captured output: JSON objects with a `message` (EMF metric lines and
+    GLIDE's own plain-text lines are skipped)."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if "message" in record and "_aws" not in record:
+                records.append(record)
+    return records

@@ -11,7 +11,6 @@ reason and nothing else; `.ci/run` installs it, so CI always runs them.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +38,7 @@ from devstack.engines import (
     ValkeyServer,
     tls_server_binary,
 )
-from tests.support import FakeContext, http_event
+from tests.support import FakeContext, http_event, log_lines
 
 # Random per session, so that finding one in captured output can only mean it leaked.
 DEFAULT_PASSWORD = f"default-{secrets.token_hex(12)}"
@@ -202,17 +201,6 @@ def api_for(key_prefix: str, queues: Queues) -> Iterator[Callable[..., ApiApp]]:
 def get(app: ApiApp, query: dict[str, str] | None = None) -> dict[str, Any]:
     """GET /leaderboard as API Gateway delivers it."""
     return app.invoke(http_event("/leaderboard", query), FakeContext(), cold_start=False)
-
-
-def log_lines(captured: str) -> list[dict[str, Any]]:
-    """Our JSON log lines in captured stdout (GLIDE's own Rust log lines are plain text: skipped)."""
-    lines = []
-    for line in captured.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if "level" in record:
-                lines.append(record)
-    return lines
 
 
 def error_lines(captured: str) -> list[dict[str, Any]]:

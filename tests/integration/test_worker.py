@@ -34,7 +34,7 @@ from devstack.event_source import SqsEventSource
 from devstack.postgrest import PostgrestEmulator
 from refresh_worker.app import WorkerApp
 from tests.harness import CacheTools, ValkeyTarget
-from tests.support import FakeContext, make_entries, sqs_event
+from tests.support import FakeContext, log_lines, make_entries, sqs_event
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 Action = Callable[[], Awaitable[None]]
@@ -165,16 +165,6 @@ def workers(
     yield WorkerHarness(valkey_engine, key_prefix, clean_db.uri, built)
     for app in built:
         run(app.close())
-
-
-def log_lines(text: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            parsed = json.loads(line)
-            if "message" in parsed:
-                lines.append(parsed)
-    return lines
 
 
 def test_happy_path_refreshes_the_board_from_postgres(

@@ -8,18 +8,14 @@ import pytest
 
 from common.config import register_secret
 from common.logs import bind_invocation, get_logger
-from tests.support import FakeContext
-
-
-def lines(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+from tests.support import FakeContext, log_lines
 
 
 def test_every_line_carries_the_invocation_keys(capsys: pytest.CaptureFixture[str]) -> None:
     context = FakeContext(function_name="leaderboard-api", aws_request_id="req-1")
     bind_invocation(service="leaderboard-api", context=context, cold_start=True, correlation_id="corr-1")
     get_logger("t").info("something_happened", board="global")
-    (line,) = lines(capsys.readouterr().out)
+    (line,) = log_lines(capsys.readouterr().out)
     assert line["message"] == "something_happened"
     assert line["level"] == "info"
     assert str(line["timestamp"]).endswith("Z")
@@ -35,7 +31,7 @@ def test_the_next_invocation_starts_clean(capsys: pytest.CaptureFixture[str]) ->
     bind_invocation(service="s", context=FakeContext(), cold_start=True, correlation_id="first")
     bind_invocation(service="s", context=FakeContext(), cold_start=False)
     get_logger("t").info("x")
-    (line,) = lines(capsys.readouterr().out)
+    (line,) = log_lines(capsys.readouterr().out)
     assert "correlation_id" not in line
     assert line["cold_start"] is False
 
@@ -51,7 +47,7 @@ def test_registered_secrets_are_redacted_everywhere(capsys: pytest.CaptureFixtur
         log.exception("failed")
     output = capsys.readouterr().out
     assert secret not in output
-    first, second = lines(output)
+    first, second = log_lines(output)
     assert first["detail"] == "connecting with ***"
     assert "***" in str(first["nested"])
     assert first["number"] == 5
@@ -62,5 +58,5 @@ def test_very_short_values_are_not_treated_as_secrets(capsys: pytest.CaptureFixt
     # A one-letter "key" (as in some configs under test) would otherwise turn every "k" into "***".
     register_secret("k")
     get_logger("t").info("keep calm", word="bookkeeping")
-    (line,) = lines(capsys.readouterr().out)
+    (line,) = log_lines(capsys.readouterr().out)
     assert line["word"] == "bookkeeping"
