@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,13 @@ from urllib.parse import quote
 
 from api_lambda.http import ApiError, Request, Response, bad_request, error_response, not_found, parse_event
 from api_lambda.service import (
-    STALE,
     BoardView,
     LeaderboardService,
     SnapshotTooOld,
     UnknownBoard,
     UserNotRanked,
     WarmingUp,
+    invocation_deadline,
 )
 from common.boards import GLOBAL, BoardSyntaxError, KeySpace, validate_board
 from common.cache import LeaderboardCache
@@ -40,6 +41,7 @@ log = get_logger(__name__)
 _USER_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
 _USER_PREFIX = "/leaderboard/users/"
 _ALLOW = "GET, HEAD"
+ANSWER_MARGIN_MS = 300  # what an answer needs after the wait: a last read, the response, the log
 _COUNT_METRIC = {"HIT": "Hit", "STALE": "Stale", "MISS": "Miss"}
 MAX_OFFSET = 10_000_000
 
@@ -80,12 +82,17 @@ class ApiApp:
         self.queue = queue
         self.metrics = metrics
         self.service = LeaderboardService(settings, cache, queue, metrics)
-        self._stale_directives = (
-            f"stale-while-revalidate={settings.stale_while_revalidate_seconds}, "
-            f"stale-if-error={settings.stale_if_error_seconds}"
-        )
-        self._fresh = settings.boards.fresh_seconds
-        self._cache_controls: dict[int, str] = {}  # at most fresh_seconds + 1 distinct values
+        # max-age is the whole freshness window and Age says how much of it is used up: caches count
+        # a response as fresh while max-age > Age (RFC 9111 4.2), so max-age must not subtract the age
+        # again. With LEADERBOARD_MAX_STALE_SECONDS set, caches may not serve older copies either.
+        limit = settings.max_stale_seconds
+        swr = settings.stale_while_revalidate_seconds
+        sie = settings.stale_if_error_seconds
+        if limit is not None:
+            room = max(0, limit - settings.boards.fresh_seconds)
+            swr, sie = min(swr, room), min(sie, room)
+        fresh = settings.boards.fresh_seconds
+        self._cache_control = f"public, max-age={fresh}, stale-while-revalidate={swr}, stale-if-error={sie}"
 
     # ---- the Lambda entry (sync) ----------------------------------------------------------------
 
@@ -100,6 +107,9 @@ class ApiApp:
         head = _raw_method(event) == "HEAD"
         try:
             request = parse_event(event)
+            remaining = getattr(context, "get_remaining_time_in_millis", None)
+            if callable(remaining):
+                invocation_deadline.set(time.monotonic() + (remaining() - ANSWER_MARGIN_MS) / 1000)
             response = run(self.handle(request))
         except ApiError as error:
             log.warning("request_rejected", status=error.status, code=error.code, detail=error.message)
@@ -131,7 +141,8 @@ class ApiApp:
             view = await route(request, board)
         except (CacheUnavailable, WarmingUp, SnapshotTooOld, UnknownBoard, UserNotRanked) as exc:
             raise self._domain_error(exc, board) from None
-        self.metrics.served(board, _COUNT_METRIC[view.cache_status], view.age_seconds)
+        dimension = self.settings.boards.boards.metric_dimension(board)
+        self.metrics.served(dimension, _COUNT_METRIC[view.cache_status], view.age_seconds)
         return self._respond(request, view, self._body(request, board, view))
 
     def _board(self, request: Request) -> str:
@@ -165,8 +176,9 @@ class ApiApp:
 
     def _domain_error(self, exc: Exception, board: str) -> ApiError:
         """The one mapping from domain outcomes to HTTP errors."""
-        self.metrics.add(type(exc).__name__)
-        self.metrics.flush(board)
+        # ValkeyAuthError is a CacheUnavailable too: one metric name per documented error code.
+        self.metrics.add("CacheUnavailable" if isinstance(exc, CacheUnavailable) else type(exc).__name__)
+        self.metrics.flush(self.settings.boards.boards.metric_dimension(board))
         if isinstance(exc, CacheUnavailable):
             log.error("cache_unavailable", board=board, error=str(exc))
             return ApiError(
@@ -213,10 +225,9 @@ class ApiApp:
 
     def _respond(self, request: Request, view: BoardView, body: str) -> Response:
         etag = f'"{view.header.version}"'
-        max_age = max(0, int(self._fresh - view.age_seconds)) if view.cache_status != STALE else 0
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": self._cache_control(max_age),
+            "Cache-Control": self._cache_control,
             "ETag": etag,
             "Age": str(int(view.age_seconds)),
             "X-Cache": view.cache_status,
@@ -224,12 +235,6 @@ class ApiApp:
         if _etag_matches(request.if_none_match, etag):
             return Response(304, "", headers)
         return Response(200, body, headers)
-
-    def _cache_control(self, max_age: int) -> str:
-        value = self._cache_controls.get(max_age)
-        if value is None:
-            value = self._cache_controls[max_age] = f"public, max-age={max_age}, {self._stale_directives}"
-        return value
 
 
 @lru_cache(maxsize=256)
@@ -272,7 +277,7 @@ class MisconfiguredApp:
         log.error("configuration_invalid", problems=self.error.problems)
         return error_response(
             ApiError(500, "misconfigured", "the service is misconfigured; the operator has been told")
-        ).to_event()
+        ).to_event(head=_raw_method(event) == "HEAD")
 
 
 def build_app(environ: Mapping[str, str] | None = None) -> ApiApp | MisconfiguredApp:

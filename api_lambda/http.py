@@ -1,8 +1,8 @@
 """API Gateway events in, API Gateway responses out: payload format 2.0 (HTTP API) and 1.0 (REST API).
 
-This is the one place where domain errors become HTTP statuses. Whatever arrives — a malformed event,
-bytes that are not UTF-8, a query string with a thousand fields — leaves as a documented JSON error,
-never as a traceback.
+Every error leaves through `error_response`, as the documented JSON body. Whatever arrives — a malformed
+event, bytes that are not UTF-8, a query string with a thousand fields — becomes an ApiError here or in
+api_lambda/app.py (where domain outcomes are mapped), never a traceback.
 """
 
 from __future__ import annotations

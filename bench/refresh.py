@@ -25,7 +25,6 @@ from common.boards import KeySpace
 from common.cache import LeaderboardCache
 from common.config import WorkerSettings
 from common.lock import RefreshLock
-from common.metrics import Metrics
 from common.runtime import run
 from common.sources import Source
 from common.sources.postgres import PostgresSource
@@ -88,7 +87,6 @@ class Bench:
             LeaderboardCache(self.connection, keys),
             RefreshLock(self.connection, keys, holder="bench"),
             source,
-            Metrics("bench", "bench"),
         )
 
     entries = 0

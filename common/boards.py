@@ -25,7 +25,6 @@ __all__ = [
 ]
 
 GLOBAL = "global"
-KINDS = ("global", "challenge")
 _CHALLENGE_ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _BOARD_RE = re.compile(rf"global|challenge:{_CHALLENGE_ID}")
 _PATTERN_RE = re.compile(r"challenge:\*")
@@ -86,6 +85,11 @@ class BoardRegistry:
     def allows(self, board: str) -> bool:
         return board in self.names or (self.any_challenge and board.startswith("challenge:"))
 
+    def metric_dimension(self, board: str) -> str:
+        """The board's name for metrics: listed boards by name; boards allowed only by `challenge:*` as
+        one `challenge:*`, so that callers cannot create a CloudWatch metric per name they invent."""
+        return board if board in self.names else "challenge:*"
+
 
 @dataclass(frozen=True, slots=True)
 class BoardKeys:
@@ -121,7 +125,13 @@ class BoardKeys:
 
 
 class KeySpace:
-    """BoardKeys for every board under one prefix (`LEADERBOARD_KEY`), built once per board."""
+    """BoardKeys for every board under one prefix (`LEADERBOARD_KEY`), built once per board.
+
+    The cache is bounded: with `challenge:*` any caller can name a new board, and a container must not
+    grow with every name it has been asked for.
+    """
+
+    MAX_CACHED = 4096
 
     def __init__(self, prefix: str = "active_leaderboard") -> None:
         self.prefix = prefix
@@ -130,5 +140,7 @@ class KeySpace:
     def __call__(self, board: str) -> BoardKeys:
         keys = self._boards.get(board)
         if keys is None:
-            keys = self._boards[board] = BoardKeys.for_board(self.prefix, board)
+            keys = BoardKeys.for_board(self.prefix, board)
+            if len(self._boards) < self.MAX_CACHED:
+                self._boards[board] = keys
         return keys

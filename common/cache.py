@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from glide import ConditionalChange, ExpirySet, ExpiryType, GlideError
 
@@ -63,8 +63,9 @@ end
 """
 
 # KEYS: snapshot, positions, refresh marker, absent marker, staging list, staging positions
-# ARGV: version
-# Returns 1 = swapped in, 0 = refused (a newer or equal snapshot is stored), -1 = staging data missing.
+# ARGV: version, entries (a non-empty snapshot must come with its positions hash, or "my rank" breaks)
+# Returns 1 = swapped in, 0 = refused (a newer or equal snapshot is stored), -1 = staging data missing
+# (expired, or evicted by a volatile-* maxmemory policy).
 _COMMIT = lua(
     _STORED_VERSION_LUA
     + """
@@ -73,8 +74,8 @@ if stored_version(KEYS[1]) >= version then
   redis.call('DEL', KEYS[5], KEYS[6])
   return 0
 end
-if redis.call('EXISTS', KEYS[5]) == 0 then
-  redis.call('DEL', KEYS[6])
+if redis.call('EXISTS', KEYS[5]) == 0 or (tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[6]) == 0) then
+  redis.call('DEL', KEYS[5], KEYS[6])
   return -1
 end
 redis.call('RENAME', KEYS[5], KEYS[1])
@@ -90,13 +91,15 @@ return 1
 """
 )
 
-# KEYS: snapshot, positions, refresh marker, absent marker   ARGV: version, absent ttl ms
-# The source says the board does not exist: drop any snapshot (fenced like a commit) and remember that.
+# KEYS: snapshot, positions, refresh marker, absent marker, version counter   ARGV: version, absent ttl ms
+# The source says the board does not exist: drop any snapshot (fenced like a commit) and remember that
+# for a while. The version counter goes too: a probed, non-existent board leaves only keys that expire.
+# (Versions stay monotonic without it: they are max(counter + 1, server time).)
 _MARK_ABSENT = lua(
     _STORED_VERSION_LUA
     + """
 if stored_version(KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
 redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
 return 1
 """
@@ -263,9 +266,6 @@ class LeaderboardCache:
             self._last_header = (raw, header)
         return header
 
-    async def _client(self) -> Any:
-        return await self._connection.client()
-
     # ---- reads (the API's hot path) -------------------------------------------------------------
 
     async def read_page(self, board: str, offset: int, count: int) -> Page | None:
@@ -317,14 +317,14 @@ class LeaderboardCache:
         return UserWindow(header=header, offset=int(raw[1]) - 1, position=int(raw[2]) - 1, entries=raw[3:])
 
     async def is_absent(self, board: str) -> bool:
-        client = await self._client()
+        client = await self._connection.client()
         try:
             return bool(await client.exists([self.keys(board).absent]))
         except GlideError as exc:
             raise _unavailable(exc, "checking for an unknown board") from None
 
     async def read_header(self, board: str) -> SnapshotHeader | None:
-        client = await self._client()
+        client = await self._connection.client()
         try:
             raw = await client.lindex(self.keys(board).snapshot, 0)
         except GlideError as exc:
@@ -337,7 +337,7 @@ class LeaderboardCache:
 
     async def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool:
         """True for exactly one caller per stale episode (SET NX PX): that caller sends the message."""
-        client = await self._client()
+        client = await self._connection.client()
         try:
             result = await client.set(
                 self.keys(board).refresh_marker,
@@ -351,7 +351,7 @@ class LeaderboardCache:
 
     async def clear_refresh_request(self, board: str, token: str) -> None:
         """Undo our own marker (the send failed), so that the next stale read tries again."""
-        client = await self._client()
+        client = await self._connection.client()
         try:
             await client.invoke_script(DELETE_IF_EQUAL, keys=[self.keys(board).refresh_marker], args=[token])
         except GlideError as exc:
@@ -368,7 +368,7 @@ class LeaderboardCache:
         """
         keys = self.keys(header.board)
         staging, staging_positions = keys.staging(header.version)
-        client = await self._client()
+        client = await self._connection.client()
         ttl = str(staging_ttl_ms)
         try:
             values: list[str | bytes] = [header.encode()]
@@ -393,22 +393,22 @@ class LeaderboardCache:
                     staging,
                     staging_positions,
                 ],
-                args=[str(header.version)],
+                args=[str(header.version), str(len(entries))],
             )
         except GlideError as exc:
             await self._discard(staging, staging_positions)
             raise _unavailable(exc, "writing the snapshot") from None
         if result == -1:
-            raise CacheUnavailable("the staged snapshot expired before the swap (the write took too long)")
+            raise CacheUnavailable("the staged snapshot was gone at the swap (expired or evicted)")
         return bool(result == 1)
 
     async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool:
         keys = self.keys(board)
-        client = await self._client()
+        client = await self._connection.client()
         try:
             result = await client.invoke_script(
                 _MARK_ABSENT,
-                keys=[keys.snapshot, keys.positions, keys.refresh_marker, keys.absent],
+                keys=[keys.snapshot, keys.positions, keys.refresh_marker, keys.absent, keys.version],
                 args=[str(version), str(ttl_ms)],
             )
         except GlideError as exc:
@@ -417,7 +417,7 @@ class LeaderboardCache:
 
     async def _discard(self, *keys: str) -> None:
         try:
-            client = await self._client()
+            client = await self._connection.client()
             await client.delete(list(keys))
         except (GlideError, CacheUnavailable):
             pass  # they expire by themselves

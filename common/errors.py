@@ -1,5 +1,6 @@
-"""The handful of domain errors. Mapping them to HTTP statuses happens in exactly one place
-(`api_lambda.http`); the worker maps them to batch-item failures."""
+"""The handful of domain errors. The API maps them to HTTP answers in one place (`ApiApp._domain_error`
+in api_lambda/app.py, rendered by `api_lambda.http.error_response`); the worker maps them to
+batch-item failures."""
 
 from __future__ import annotations
 

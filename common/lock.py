@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from glide import GlideError
 
@@ -58,14 +58,11 @@ class RefreshLock:
         # The token names its holder so that `leaderboard-ops cache show` can say who has the lock.
         self._holder = holder or os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME") or os.uname().nodename
 
-    async def _client(self) -> Any:
-        return await self._connection.client()
-
     async def acquire(self, board: str, ttl_ms: int) -> Lease | None:
         """A lease with a fresh fencing version, or None when another worker holds the lock."""
         keys = self._keys(board)
         token = f"{self._holder}/{secrets.token_hex(8)}"
-        client = await self._client()
+        client = await self._connection.client()
         try:
             version = await client.invoke_script(
                 _ACQUIRE, keys=[keys.lock, keys.version], args=[token, str(ttl_ms)]
@@ -78,7 +75,7 @@ class RefreshLock:
 
     async def release(self, lease: Lease) -> bool:
         """True if we still held the lock; False if it had expired (and maybe been taken by another)."""
-        client = await self._client()
+        client = await self._connection.client()
         try:
             released = await client.invoke_script(
                 DELETE_IF_EQUAL, keys=[self._keys(lease.board).lock], args=[lease.token]

@@ -30,6 +30,13 @@ class Metrics:
         self._heads: dict[tuple[str, tuple[str, ...]], str] = {}
         self._served: dict[tuple[str, str], str] = {}
 
+    def child(self) -> Metrics:
+        """An accumulator of its own (for work running concurrently), sharing configuration and templates."""
+        other = Metrics.__new__(Metrics)
+        other.__dict__.update(self.__dict__)
+        other._values = {}
+        return other
+
     def add(self, name: str, value: float = 1, unit: str = COUNT) -> None:
         """Add to a metric of this invocation (counts sum up; a timing or age is usually added once)."""
         previous = self._values.get(name)

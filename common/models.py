@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["BoardData", "Entry"]
+__all__ = ["Entry"]
 
 
 class Entry(NamedTuple):
@@ -20,15 +19,3 @@ class Entry(NamedTuple):
     score: int
     solved: int
     last_solved_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class BoardData:
-    """A ranked board as fetched: the first entries in rank order and how many players it has in all.
-
-    `exists` is False when the source knows no such board (a challenge nobody has submitted to).
-    """
-
-    entries: list[Entry]
-    total: int
-    exists: bool = True

@@ -23,6 +23,7 @@ __all__ = [
     "QueueUnavailable",
     "RefreshQueue",
     "SqsRefreshQueue",
+    "deduplication_id",
     "region_from_queue_url",
     "sqs_client_config",
 ]
@@ -38,6 +39,12 @@ class RefreshQueue(Protocol):
     async def send(self, request: RefreshRequest) -> None: ...
 
     async def close(self) -> None: ...
+
+
+def deduplication_id(body: str) -> str:
+    """For FIFO queues (one message group per board). The body carries its millisecond `requested_at`,
+    so distinct requests are never dropped as duplicates, while an SDK retry of the same send is."""
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def region_from_queue_url(url: str) -> str | None:
@@ -85,11 +92,11 @@ class SqsRefreshQueue:
     async def send(self, request: RefreshRequest) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": request.to_json()}
+        body = request.to_json()
+        kwargs: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
         if self._fifo:
-            # One group per board; duplicates within SQS's 5-minute window are dropped by SQS itself.
             kwargs["MessageGroupId"] = request.board
-            kwargs["MessageDeduplicationId"] = hashlib.sha256(kwargs["MessageBody"].encode()).hexdigest()
+            kwargs["MessageDeduplicationId"] = deduplication_id(body)
         try:
             sqs = await self._sqs()
             await sqs.send_message(**kwargs)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ContainerScoped", "event_loop", "run"]
+__all__ = ["ContainerScoped", "Lazy", "event_loop", "run"]
 
 T = TypeVar("T")
 _loop: asyncio.AbstractEventLoop | None = None
@@ -68,3 +68,33 @@ class ContainerScoped(Generic[T]):
 
     def reset(self) -> None:
         self._value = None
+
+
+class Lazy(Generic[T]):
+    """A client created on first use and then reused: however many tasks ask for it at the same time,
+    it is created once; a failed creation is retried by the next caller (the error reaches every
+    caller that was waiting for it)."""
+
+    def __init__(self, factory: Callable[[], Awaitable[T]]) -> None:
+        self._factory = factory
+        self.value: T | None = None
+        self._creating: asyncio.Future[T] | None = None
+
+    async def get(self) -> T:
+        if self.value is not None:
+            return self.value
+        if self._creating is None:
+            self._creating = asyncio.ensure_future(self._factory())
+        creating = self._creating
+        try:
+            value = await asyncio.shield(creating)
+        finally:
+            if creating.done():
+                self._creating = None
+        self.value = value
+        return value
+
+    def take(self) -> T | None:
+        """Forget the value (to close it): the next get() creates a new one."""
+        value, self.value = self.value, None
+        return value

@@ -114,10 +114,20 @@ def _parser(environ: Mapping[str, str]) -> _Parser:
         help="average results per second with --simulate (default 3)",
     )
     add = p.add_argument_group("sample data").add_argument
-    add("--users", type=_int(1, 10_000_000), default=d.users)
-    add("--challenges", type=_int(1, 10_000), default=d.challenges)
-    add("--results", type=_int(0, 100_000_000), default=d.results)
-    add("--random-seed", type=int, default=d.random_seed)
+    add("--users", type=_int(1, 10_000_000), default=d.users, help=f"players (default {d.users})")
+    add(
+        "--challenges",
+        type=_int(1, 10_000),
+        default=d.challenges,
+        help=f"challenges (default {d.challenges})",
+    )
+    add("--results", type=_int(0, 100_000_000), default=d.results, help=f"submissions (default {d.results})")
+    add(
+        "--random-seed",
+        type=int,
+        default=d.random_seed,
+        help=f"same seed, same sample (default {d.random_seed})",
+    )
     add(
         "--seed",
         action=argparse.BooleanOptionalAction,

@@ -76,6 +76,8 @@ class PostgrestEmulator:
     requests: list[httpx.Request] = field(default_factory=list)
     # Keep one connection (as PostgREST's pool does) instead of opening one per request.
     pooled: bool = False
+    # PostgREST's max-rows (Supabase's "max rows" setting): at most this many rows per response.
+    max_rows: int | None = None
     _conn: Any = None
 
     def transport(self) -> httpx.MockTransport:
@@ -100,6 +102,8 @@ class PostgrestEmulator:
                 self._conn = conn
             else:
                 await conn.close()
+        if self.max_rows is not None:
+            rows = rows[: self.max_rows]
         body = [
             {k: (v if isinstance(v, int | type(None)) else _json(v)) for k, v in dict(r).items()}
             for r in rows

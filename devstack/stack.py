@@ -654,6 +654,9 @@ class Stack:
         url = info["url"]
         if not self.out.pretty:
             self.out.event("info", "ready", curl=self.examples(url), **info)
+            # stdout is a file or a pipe (JSON lines); whoever started us may be looking at stderr.
+            hint = f"devstack: ready at {url} (JSON logs on stdout; try: {self.examples(url)[0]})"
+            print(hint, file=sys.stderr, flush=True)
             return
         sqs = info["sqs"]
         if self.seeded:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 from common.boards import GLOBAL, BoardSyntaxError, validate_board
 from common.errors import LeaderboardError
 from common.messages import ALL_SCHEDULED, RefreshRequest
+from common.queue import deduplication_id
 from common.runtime import run
 from common.timeutil import iso_from_ms, now_ms
 from ops.config import OpsConfig
@@ -323,7 +323,7 @@ async def _refresh(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) ->
 
 async def _send_refresh(sqs: SqsAdmin, queue_url: str, board: str) -> None:
     body = RefreshRequest(board=board, reason="manual", requested_at=datetime.now(UTC)).to_json()
-    await sqs.send(queue_url, body, group_id=board, dedup_id=hashlib.sha256(body.encode()).hexdigest())
+    await sqs.send(queue_url, body, group_id=board, dedup_id=deduplication_id(body))
     _echo(f"sent {body} to {queue_url}")
 
 

@@ -10,7 +10,7 @@ never stops the valid records of the same batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from common.errors import InvalidMessage, LeaderboardError
 from common.lock import RefreshLock
 from common.logs import bind_invocation, get_logger
 from common.messages import ALL_SCHEDULED, RefreshRequest
-from common.metrics import Metrics
+from common.metrics import MILLISECONDS, Metrics
 from common.runtime import run
 from common.sources import Source, create_source
 from common.valkey import ValkeyConnection
@@ -58,7 +58,7 @@ class WorkerApp:
         self.cache = cache
         self.source = source
         self.metrics = metrics
-        self.refresher = Refresher(settings, cache, lock, source, metrics)
+        self.refresher = Refresher(settings, cache, lock, source)
 
     async def close(self) -> None:
         await self.source.close()
@@ -78,7 +78,7 @@ class WorkerApp:
         failures = run(self.process(records, remaining_ms))
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
 
-    async def process(self, records: list[Any], remaining_ms: Any) -> list[str]:
+    async def process(self, records: list[Any], remaining_ms: Callable[[], int]) -> list[str]:
         """Returns the message ids to report as failed."""
         failures: list[str] = []
         work: dict[str, _BoardWork] = {}
@@ -130,36 +130,31 @@ class WorkerApp:
 
     async def _refresh_board(self, item: _BoardWork, remaining_ms: int) -> list[str]:
         reason = ",".join(sorted(item.reasons))
+        # Boards are refreshed concurrently: each counts into its own line, or they would mix.
+        metrics = self.metrics.child()
         try:
             result = await self.refresher.refresh(item.board, reason, item.requested_at_ms, remaining_ms)
-        except LeaderboardError as exc:
-            log.error(
-                "refresh_failed",
-                board=item.board,
-                reason=reason,
-                error=str(exc),
-                error_type=type(exc).__name__,
-                messages=len(item.message_ids),
-            )
-            self.metrics.add("RefreshFailures")
-            self.metrics.flush(item.board)
-            return item.message_ids
-        except Exception:
-            log.exception("refresh_crashed", board=item.board, reason=reason, messages=len(item.message_ids))
-            self.metrics.add("RefreshFailures")
-            self.metrics.flush(item.board)
+        except Exception as exc:
+            if isinstance(exc, LeaderboardError):
+                log.error("refresh_failed", board=item.board, reason=reason, error=str(exc),
+                          error_type=type(exc).__name__, messages=len(item.message_ids))  # fmt: skip
+            else:  # a bug: the traceback, and the messages go back to the queue
+                log.exception(
+                    "refresh_crashed", board=item.board, reason=reason, messages=len(item.message_ids)
+                )
+            metrics.add("RefreshFailures")
+            metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
             return item.message_ids
         if result.outcome is not Outcome.REFRESHED:
-            log.info(
-                "refresh_skipped",
-                board=item.board,
-                reason=reason,
-                outcome=str(result.outcome),
-                version=result.version,
-                messages=len(item.message_ids),
-            )
-        self.metrics.add("Refreshes" if result.outcome is Outcome.REFRESHED else "RefreshesSkipped")
-        self.metrics.flush(item.board)
+            log.info("refresh_skipped", board=item.board, reason=reason, outcome=str(result.outcome),
+                     version=result.version, messages=len(item.message_ids))  # fmt: skip
+        if result.attempts:
+            metrics.add("SourceAttempts", result.attempts)
+            metrics.add("SourceDuration", result.source_ms, MILLISECONDS)
+        if result.write_ms:
+            metrics.add("CacheWriteDuration", result.write_ms, MILLISECONDS)
+        metrics.add("Refreshes" if result.outcome is Outcome.REFRESHED else "RefreshesSkipped")
+        metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
         return []
 
 

@@ -2,12 +2,14 @@
 
 No driver is imported here; the cache, the lock and the source arrive as objects.
 
-Time budget. Everything must finish before the Lambda times out and before the lock expires:
+Time budget. The work should finish before the Lambda times out and before the lock expires:
     budget      = remaining invocation time - a safety margin for reporting the batch result
-    lock TTL    = min(REFRESH_LOCK_TTL_MS, budget)      (longer than the work it guards: the work is
-                                                        bounded by the deadlines below)
+    lock TTL    = min(REFRESH_LOCK_TTL_MS, budget)
     fetch until = lock start + TTL - write reserve      (tenacity stops before a sleep would cross it,
                                                         and each attempt is cut off at it)
+The write itself has no deadline of its own (each Valkey command has VALKEY_REQUEST_TIMEOUT_MS). If it
+runs past the lock's expiry anyway, nothing breaks: its staged keys expire by themselves, and the
+fenced swap refuses it if a later worker has stored a newer snapshot meanwhile.
 If even the minimum budget is not there, the refresh is not started: the message goes back to the queue.
 """
 
@@ -25,7 +27,6 @@ from tenacity.stop import stop_base
 from common.cache import SnapshotHeader
 from common.errors import LeaderboardError, SourceUnavailable
 from common.logs import get_logger
-from common.metrics import MILLISECONDS
 from common.timeutil import now_ms
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
     from common.config import WorkerSettings
     from common.lock import Lease
-    from common.metrics import Metrics
     from common.models import Entry
     from common.sources import Cursor, Source, SourcePage
 
@@ -42,7 +42,6 @@ __all__ = ["NotEnoughTime", "Outcome", "RefreshResult", "Refresher"]
 log = get_logger(__name__)
 
 SAFETY_MARGIN_MS = 1_000
-ABSENT_TTL_FACTOR = 1  # an unknown board is remembered for one freshness window
 
 
 class NotEnoughTime(LeaderboardError):
@@ -95,14 +94,11 @@ class _stop_at(stop_base):
 
 
 class Refresher:
-    def __init__(
-        self, settings: WorkerSettings, cache: SnapshotStore, lock: Locker, source: Source, metrics: Metrics
-    ) -> None:
+    def __init__(self, settings: WorkerSettings, cache: SnapshotStore, lock: Locker, source: Source) -> None:
         self._settings = settings
         self._cache = cache
         self._lock = lock
         self._source = source
-        self._metrics = metrics
 
     async def refresh(
         self, board: str, reason: str, requested_at_ms: int, remaining_ms: int
@@ -136,11 +132,15 @@ class Refresher:
         generated_at_ms = now_ms()  # before the fetch: the data is at least this fresh
         entries, total, attempts = await self._fetch(board, deadline)
         source_ms = (time.monotonic() - started) * 1000
-        self._metrics.add("SourceAttempts", attempts)
-        self._metrics.add("SourceDuration", source_ms, MILLISECONDS)
         if total is None:
             await self._cache.mark_absent(board, lease.version, self._settings.boards.fresh_seconds * 1000)
             return RefreshResult(board, Outcome.ABSENT, lease.version, 0, source_ms, 0.0, attempts)
+        if not entries and board == "global":
+            stored = await self._cache.read_header(board)
+            if stored is not None and stored.size > 0:
+                # Legitimate after a season reset; otherwise a sign that the source reads nothing (a
+                # database role without access, the wrong database). Say so loudly; the source rules.
+                log.error("empty_board_replaces_snapshot", board=board, stored_entries=stored.size)
         header = SnapshotHeader(
             board=board,
             version=lease.version,
@@ -155,7 +155,6 @@ class Refresher:
             header, entries, staging_ttl_ms=staging_ttl, chunk=self._settings.write_chunk
         )
         write_ms = (time.monotonic() - write_started) * 1000
-        self._metrics.add("CacheWriteDuration", write_ms, MILLISECONDS)
         outcome = Outcome.REFRESHED if written else Outcome.SUPERSEDED
         result = RefreshResult(board, outcome, lease.version, len(entries), source_ms, write_ms, attempts)
         log.info(
@@ -191,14 +190,19 @@ class Refresher:
                     return [], None, attempts
                 total = page.total if page.total is not None else len(page.entries)
             # Pages are separate reads: a player whose score changed between two of them can show up
-            # twice. Keep the first (higher-ranked) occurrence; the next refresh sets it right.
+            # twice (keep the first, higher-ranked occurrence) or, having moved above the cursor, be
+            # missed. The next refresh sets either right.
             for entry in page.entries:
                 if entry.user_id not in seen:
                     seen.add(entry.user_id)
                     entries.append(entry)
             cursor = page.cursor
-            if cursor is None or (wanted is not None and len(entries) >= wanted):
-                return entries, total, attempts
+            if (
+                cursor is None  # an empty page: the end
+                or (wanted is not None and len(entries) >= wanted)
+                or (total is not None and cursor.position >= total)
+            ):
+                return entries[:wanted] if wanted is not None else entries, total, attempts
 
     async def _fetch_page(
         self, board: str, limit: int, cursor: Cursor | None, deadline: float

@@ -37,16 +37,19 @@ class Cursor:
 class SourcePage:
     entries: list[Entry]
     total: int | None  # players on the board; sources report it on the first page
-    cursor: Cursor | None  # None when this was the last page
+    # The last row's cursor; None only for an empty page. A page shorter than asked for is NOT the end:
+    # PostgREST caps the rows of every response (Supabase's "max rows", 1000 by default), so a caller
+    # pages on until it has `total` rows or gets an empty page.
+    cursor: Cursor | None
 
 
 class Source(Protocol):
     name: str
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
-        """Up to `limit` entries after `after` (None: from the top). A challenge board nobody has
-        submitted to yields an empty first page with total 0. Raises SourceUnavailable (transient)
-        or SourceError (permanent)."""
+        """Up to `limit` entries after `after` (None: from the top); possibly fewer even when more
+        follow. A challenge board nobody has submitted to yields an empty first page. Raises
+        SourceUnavailable (transient) or SourceError (permanent)."""
         ...
 
     async def close(self) -> None: ...
@@ -105,7 +108,7 @@ def page_from_rows(rows: Any, limit: int) -> SourcePage:
                 raise SourceError("malformed reply: total must be a non-negative integer")
             total = first_total
     cursor = None
-    if len(rows) == limit and rows:
+    if rows:
         last = rows[-1]
         cursor = Cursor(
             score=entries[-1].score,

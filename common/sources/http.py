@@ -104,7 +104,7 @@ class HttpSource:
                 raise SourceError("upstream API: ranks are not in competition-rank order")
             previous = entry.rank
         cursor = None
-        if len(entries) == limit:
+        if entries:
             last = entries[-1]
             cursor = Cursor(last.score, last.last_solved_at, last.user_id, last.rank, offset + len(entries))
         return SourcePage(entries=entries, total=total if after is None else None, cursor=cursor)

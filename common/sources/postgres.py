@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SourceError, SourceUnavailable
+from common.runtime import Lazy
 from common.sources.base import Cursor, SourcePage, page_from_rows
 
 if TYPE_CHECKING:
@@ -35,33 +36,33 @@ class PostgresSource:
     def __init__(self, dsn: str, *, timeout_ms: int = 5000) -> None:
         self._dsn = dsn
         self._timeout = timeout_ms / 1000
-        self._pool: Any = None
+        self._pool: Lazy[Any] = Lazy(self._create_pool)
 
     @classmethod
     def from_settings(cls, settings: SourceSettings) -> PostgresSource:
         assert settings.database_url is not None
         return cls(settings.database_url, timeout_ms=settings.timeout_ms)
 
-    async def _get_pool(self) -> Any:
-        if self._pool is None:
-            import asyncpg
+    async def _create_pool(self) -> Any:
+        """Once per container. The pool replaces a broken connection by itself, so a failed query
+        never needs to tear it down (boards refreshed concurrently share it)."""
+        import asyncpg
 
-            self._pool = await asyncpg.create_pool(
-                self._dsn,
-                min_size=0,
-                max_size=2,
-                statement_cache_size=0,
-                timeout=self._timeout,
-                command_timeout=self._timeout,
-                server_settings={"application_name": "leaderboard-worker"},
-            )
-        return self._pool
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=0,
+            max_size=4,
+            statement_cache_size=0,
+            timeout=self._timeout,
+            command_timeout=self._timeout,
+            server_settings={"application_name": "leaderboard-worker"},
+        )
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         import asyncpg
 
         try:
-            pool = await self._get_pool()
+            pool = await self._pool.get()
             async with pool.acquire(timeout=self._timeout) as conn:
                 if after is None:
                     rows = await conn.fetch(_FIRST, board, limit, timeout=self._timeout)
@@ -78,18 +79,12 @@ class PostgresSource:
                         timeout=self._timeout,
                     )
         except (OSError, TimeoutError, asyncpg.InterfaceError, *_transient(asyncpg)) as exc:
-            await self._reset()
             raise SourceUnavailable(f"postgres: {type(exc).__name__}") from None
         except asyncpg.exceptions.PostgresError as exc:
             raise SourceError(f"postgres: {exc.sqlstate} {type(exc).__name__}") from None
         return page_from_rows([dict(row) for row in rows], limit)
 
-    async def _reset(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
+        pool = self._pool.take()
         if pool is not None:
             await pool.close()

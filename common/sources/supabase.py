@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SourceError, SourceUnavailable
+from common.runtime import Lazy
 from common.sources.base import Cursor, SourcePage, page_from_rows
 
 if TYPE_CHECKING:
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
 __all__ = ["SupabaseSource", "secret_from_secrets_manager"]
 
 KeyProvider = Callable[[], Awaitable[str]]
+
+# supabase-py's APIError carries PostgREST's error code but not the HTTP status; we need both to tell a
+# transient failure (5xx, 429) from a permanent one. The response hook runs in the task that fetches
+# the page, so a context variable keeps the status of each board's request apart when boards are
+# refreshed concurrently.
+_last_status: ContextVar[int] = ContextVar("supabase_last_status", default=0)
+
+
+async def _remember_status(response: httpx.Response) -> None:
+    _last_status.set(response.status_code)
 
 
 async def secret_from_secrets_manager(arn: str) -> str:
@@ -64,9 +76,8 @@ class SupabaseSource:
         self._key = key
         self._timeout_ms = timeout_ms
         self._transport = transport
-        self._client: Any = None
+        self._client: Lazy[Any] = Lazy(self._create_client)
         self._http: httpx.AsyncClient | None = None
-        self._last_status = 0
 
     @classmethod
     def from_settings(
@@ -84,37 +95,31 @@ class SupabaseSource:
 
         return cls(settings.supabase_url, key, timeout_ms=settings.timeout_ms, transport=transport)
 
-    async def _get_client(self) -> Any:
-        if self._client is None:
-            import httpx
+    async def _create_client(self) -> Any:
+        """Once per container (boards refreshed concurrently share it), and only when first needed."""
+        import httpx
 
-            from common.config import register_secret
-            from supabase import AsyncClientOptions, acreate_client
+        from common.config import register_secret
+        from supabase import AsyncClientOptions, acreate_client
 
-            key = await self._key()
-            register_secret(key)
-            seconds = self._timeout_ms / 1000
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
-                transport=self._transport,
-                event_hooks={"response": [self._remember_status]},
-            )
-            self._client = await acreate_client(
-                self._url,
-                key,
-                options=AsyncClientOptions(
-                    httpx_client=self._http,
-                    postgrest_client_retry=False,
-                    auto_refresh_token=False,
-                    persist_session=False,
-                ),
-            )
-        return self._client
-
-    async def _remember_status(self, response: httpx.Response) -> None:
-        # supabase-py's APIError carries PostgREST's error code but not the HTTP status; we need both
-        # to tell a transient failure (5xx, 429) from a permanent one. Pages are fetched one at a time.
-        self._last_status = response.status_code
+        key = await self._key()
+        register_secret(key)
+        seconds = self._timeout_ms / 1000
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(seconds, connect=min(seconds, 3.0)),
+            transport=self._transport,
+            event_hooks={"response": [_remember_status]},
+        )
+        return await acreate_client(
+            self._url,
+            key,
+            options=AsyncClientOptions(
+                httpx_client=self._http,
+                postgrest_client_retry=False,
+                auto_refresh_token=False,
+                persist_session=False,
+            ),
+        )
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         import httpx
@@ -129,22 +134,23 @@ class SupabaseSource:
                 p_after_rank=after.rank,
                 p_after_position=after.position,
             )
-        self._last_status = 0
+        _last_status.set(0)
         try:
-            client = await self._get_client()
+            client = await self._client.get()
             reply = await client.rpc("leaderboard_page", params).execute()
         except httpx.TimeoutException as exc:
             raise SourceUnavailable(f"supabase: timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
             raise SourceUnavailable(f"supabase: {type(exc).__name__}") from None
         except APIError as exc:
-            raise _classify(exc, self._last_status) from None
+            raise _classify(exc, _last_status.get()) from None
         except ValueError:
             raise SourceError("supabase: the reply is not valid JSON") from None
         return page_from_rows(reply.data, limit)
 
     async def close(self) -> None:
-        http, self._http, self._client = self._http, None, None
+        self._client.take()
+        http, self._http = self._http, None
         if http is not None:
             await http.aclose()
 

@@ -204,6 +204,10 @@ returns table (
 )
 language plpgsql
 stable
+-- Runs as its owner: the tables have row level security with no policies, and a role that may call
+-- this function (service_role, or the worker's own database user) must read the whole board, not an
+-- empty one. Only privileged roles can execute it (see the grants below).
+security definer
 set search_path = public
 as $$
 declare

@@ -21,7 +21,6 @@ import pytest
 
 from common.cache import SnapshotHeader
 from common.config import WorkerSettings
-from common.metrics import Metrics
 from common.models import Entry
 from common.runtime import run
 from common.sources import Cursor, SourcePage
@@ -164,7 +163,7 @@ def test_fencing_under_1000_random_interleavings(
         while sum(v for k, v in outcomes.items() if k != str(Outcome.LOCKED)) < 1000:
             # lock TTLs from "shorter than the slowest write" to "comfortable"
             settings = replace(base, lock_ttl_ms=rng.choice([10, 20, 40, 200]), min_remaining_ms=0)
-            refresher = Refresher(settings, store, cache_tools.lock, source, Metrics("t", "t"))
+            refresher = Refresher(settings, store, cache_tools.lock, source)
             try:
                 result = await refresher.refresh("global", "stale", 2**62, 60_000)
                 outcome = str(result.outcome)

@@ -57,7 +57,8 @@ async def read_all(source: Source, board: str, page: int) -> tuple[list[Entry], 
     entries.extend(first.entries)
     cursor: Cursor | None = first.cursor
     pages = 1
-    while cursor is not None:
+    # As the worker does: page on until `total` rows (a short page is not the end) or an empty page.
+    while cursor is not None and (first.total is None or cursor.position < first.total):
         nxt = await source.fetch_page(board, page, cursor)
         entries.extend(nxt.entries)
         cursor = nxt.cursor

@@ -73,9 +73,14 @@ async def all_pages(conn: asyncpg.Connection, board: str, page_size: int) -> lis
         else:
             page = await conn.fetch(
                 "select * from leaderboard_page($1, $2, $3, $4, $5, $6, $7)",
-                board, page_size, last["score"], last["last_solved_at"], last["user_id"], last["rank"],
+                board,
+                page_size,
+                last["score"],
+                last["last_solved_at"],
+                last["user_id"],
+                last["rank"],
                 last["position"],
-            )  # fmt: skip
+            )
         rows.extend(page)
         if len(page) < page_size:
             return rows
@@ -241,3 +246,32 @@ async def test_keyset_pages_use_the_ranking_index(db: asyncpg.Connection) -> Non
         )
     )
     assert "leaderboard_totals_rank_idx" in plan
+
+
+async def test_a_role_without_rls_bypass_still_reads_the_whole_board(db: asyncpg.Connection) -> None:
+    # Given results, and a database role that may call the function but is subject to row level
+    # security (the tables have RLS on and no policies, as the migration leaves them)
+    await insert(db, [(user(i), f"p{i}", "a", 10 * i, T0) for i in range(1, 6)])
+    await db.execute(
+        "do $$ begin if not exists (select 1 from pg_roles where rolname = 'board_reader') then "
+        "create role board_reader nologin; end if; end $$"
+    )
+    await db.execute(
+        "grant execute on function public.leaderboard_page(text, integer, bigint, timestamptz, "
+        "uuid, bigint, bigint) to board_reader"
+    )
+    await db.execute("grant select on leaderboard_totals to board_reader")
+    try:
+        async with db.transaction():
+            await db.execute("set local role board_reader")
+            # Then the function (security definer) reads every row, not an empty board
+            rows = await db.fetch("select * from leaderboard_page('global', 100)")
+            direct = await db.fetchval("select count(*) from leaderboard_totals")
+    finally:
+        await db.execute("revoke select on leaderboard_totals from board_reader")
+        await db.execute(
+            "revoke execute on function public.leaderboard_page(text, integer, bigint, "
+            "timestamptz, uuid, bigint, bigint) from board_reader"
+        )
+    assert len(rows) == 5
+    assert direct == 0  # the role itself sees nothing: RLS is on

@@ -20,7 +20,7 @@ import pytest
 from common.boards import KeySpace
 from common.cache import LeaderboardCache, SnapshotHeader
 from common.config import WorkerSettings
-from common.errors import SourceError, SourceUnavailable
+from common.errors import CacheUnavailable, SourceError, SourceUnavailable
 from common.lock import RefreshLock
 from common.messages import RefreshRequest
 from common.metrics import Metrics
@@ -369,8 +369,13 @@ def test_an_unknown_challenge_is_remembered_as_absent(
     seed(clean_db, 3, challenge="a")
     app, _ = workers.app()
     assert app.invoke(sqs_event(request("challenge:nope")), FakeContext(), True) == {"batchItemFailures": []}
-    assert cache_tools.exists(cache_tools.keys("challenge:nope").absent)
-    assert not cache_tools.exists(cache_tools.keys("challenge:nope").snapshot)
+    keys = cache_tools.keys("challenge:nope")
+    assert cache_tools.exists(keys.absent)
+    # and everything it leaves behind expires: no snapshot, no version counter, a TTL on the marker
+    assert not cache_tools.exists(keys.snapshot)
+    assert not cache_tools.exists(keys.version)
+    assert int(cache_tools.command("PTTL", keys.absent)) > 0
+    assert cache_tools.command("KEYS", keys.tag + "*") == [keys.absent.encode()]
 
 
 def test_the_supabase_source_end_to_end(
@@ -388,6 +393,27 @@ def test_the_supabase_source_end_to_end(
     page = run(cache_tools.cache.read_page("global", 0, 20))
     assert page is not None and len(page.entries) == 12
     assert len(emulator.requests) == 3
+
+
+def test_pages_shorter_than_asked_for_do_not_end_the_board(
+    workers: WorkerHarness, cache_tools: CacheTools, clean_db: PostgresEngine
+) -> None:
+    # Given Supabase's max-rows of 4 while the worker asks for pages of 10
+    seed(clean_db, 23)
+
+    async def key() -> str:
+        return "service-role-key"
+
+    emulator = PostgrestEmulator(clean_db.uri, max_rows=4)
+    supabase = SupabaseSource("https://project.supabase.co", key, transport=emulator.transport())
+    app, _ = workers.app(source=supabase, SOURCE_PAGE_SIZE="10", LEADERBOARD_SIZE="0")
+    # When it refreshes the whole board
+    assert app.invoke(sqs_event(request()), FakeContext(), True) == {"batchItemFailures": []}
+    # Then it kept paging until it had every player, not stopping at the first short page
+    header = run(cache_tools.cache.read_header("global"))
+    assert header is not None
+    assert (header.size, header.total) == (23, 23)
+    assert len(emulator.requests) == 6  # 4+4+4+4+4+3
 
 
 def test_a_failing_message_reaches_the_dlq_after_max_receive_count(
@@ -466,3 +492,38 @@ def test_size_zero_keeps_every_ranked_player(
     window = run(cache_tools.cache.read_user("global", str(uuid.UUID(int=2500)), 0))
     assert window is not None
     assert window.position == 2499
+
+
+def test_a_snapshot_whose_positions_were_evicted_is_not_swapped_in(cache_tools: CacheTools) -> None:
+    # Given a staged list whose positions hash is gone (a volatile-lru policy may evict staged keys)
+    old_version = cache_tools.write(make_entries(5))
+    cache = cache_tools.cache
+
+    async def scenario() -> bool:
+        lease = await cache_tools.lock.acquire("global", 10_000)
+        assert lease is not None
+        header = SnapshotHeader("global", lease.version, int(time.time() * 1000), 7, 7, "test")
+        keys = cache.keys("global")
+        _, staging_positions = keys.staging(lease.version)
+        client = await cache_tools.connection.client()
+        original = client.invoke_script
+
+        async def evicting(script: Any, keys: list[str] | None = None, args: list[str] | None = None) -> Any:
+            if keys and keys[0] == cache.keys("global").snapshot:  # the commit: evict the hash first
+                await client.delete([staging_positions])
+            return await original(script, keys=keys, args=args)
+
+        client.invoke_script = evicting
+        try:
+            return await cache.write_snapshot(header, make_entries(7), staging_ttl_ms=10_000)
+        finally:
+            del client.invoke_script
+            await cache_tools.lock.release(lease)
+
+    # When the worker tries to swap it in, Then the swap is refused and the old snapshot stays whole
+    with pytest.raises(CacheUnavailable, match="gone at the swap"):
+        run(scenario())
+    header = run(cache.read_header("global"))
+    assert header is not None and header.version == old_version
+    window = run(cache.read_user("global", make_entries(5)[2].user_id, 0))
+    assert window is not None and window.position == 2

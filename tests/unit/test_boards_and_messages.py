@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.boards import BoardKeys, BoardRegistry, BoardSyntaxError, validate_board
+from common.boards import BoardKeys, BoardRegistry, BoardSyntaxError, KeySpace, validate_board
 from common.errors import InvalidMessage
 from common.messages import RefreshRequest
 
@@ -135,3 +135,17 @@ T0 = '"requested_at": "2026-01-01T00:00:00Z"'
 def test_invalid_messages_say_why(body: str, reason: str) -> None:
     with pytest.raises(InvalidMessage, match=reason):
         RefreshRequest.parse(body)
+
+
+def test_metrics_name_listed_boards_and_fold_pattern_boards() -> None:
+    registry = BoardRegistry.parse("global,challenge:two-sum,challenge:*")
+    assert registry.metric_dimension("global") == "global"
+    assert registry.metric_dimension("challenge:two-sum") == "challenge:two-sum"
+    assert registry.metric_dimension("challenge:made-up-by-a-caller") == "challenge:*"
+
+
+def test_the_key_cache_of_a_container_is_bounded() -> None:
+    keys = KeySpace("lb")
+    for i in range(KeySpace.MAX_CACHED + 100):
+        assert keys(f"challenge:c{i}").snapshot == f"lb:challenge:c{i}"
+    assert len(keys._boards) == KeySpace.MAX_CACHED
