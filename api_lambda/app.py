@@ -4,7 +4,6 @@ routes that turn a parsed request into one service call and its response."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Mapping
 from functools import lru_cache
@@ -27,6 +26,7 @@ from common.config import ApiSettings, ConfigError
 from common.errors import CacheUnavailable
 from common.logs import bind_invocation, get_logger
 from common.metrics import Metrics
+from common.models import USER_ID
 from common.queue import SqsRefreshQueue
 from common.runtime import run
 from common.valkey import ValkeyConnection
@@ -38,7 +38,6 @@ __all__ = ["ApiApp", "MisconfiguredApp", "build_app"]
 
 log = get_logger(__name__)
 
-_USER_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
 _USER_PREFIX = "/leaderboard/users/"
 _ALLOW = "GET, HEAD"
 ANSWER_MARGIN_MS = 300  # what an answer needs after the wait: a last read, the response, the log
@@ -130,7 +129,7 @@ class ApiApp:
         path = request.path
         if path == "/leaderboard":
             route = self._page
-        elif path.startswith(_USER_PREFIX) and _USER_ID.fullmatch(path[len(_USER_PREFIX) :]):
+        elif path.startswith(_USER_PREFIX) and USER_ID.fullmatch(path[len(_USER_PREFIX) :]):
             route = self._user
         else:
             raise not_found("not_found", "no such resource; try GET /leaderboard")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
-__all__ = ["Entry"]
+__all__ = ["USER_ID", "Entry"]
+
+# A user id as stored and as requested in /leaderboard/users/{id}: 1..128 visible characters, no "/".
+# One rule for both sides, so that every stored player can be looked up.
+USER_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
 
 
 class Entry(NamedTuple):

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from common.errors import SourceError
-from common.models import Entry
+from common.models import USER_ID, Entry
 from common.timeutil import iso_from_datetime, parse_iso
 
 __all__ = ["Cursor", "Source", "SourcePage", "entry_from_row"]
 
-_ID = re.compile(r"[^\x00-\x20\x7f/]{1,128}")
 MAX_USERNAME = 200
 
 
@@ -68,7 +66,7 @@ def entry_from_row(row: Any) -> Entry:
         raise SourceError("malformed row: not an object")
     user_id = row.get("user_id")
     user_id = str(user_id) if user_id is not None and not isinstance(user_id, str | int | float) else user_id
-    if not isinstance(user_id, str) or not _ID.fullmatch(user_id):
+    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise SourceError("malformed row: user_id must be a string of 1..128 visible characters")
     username = row.get("username")
     if not isinstance(username, str) or not username or len(username) > MAX_USERNAME:
