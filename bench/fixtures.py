@@ -18,7 +18,7 @@ from common.lock import RefreshLock
 from common.models import Entry
 from common.runtime import run
 from common.valkey import ValkeyConnection
-from devstack.engines import SqsEngine, ValkeyServer
+from testkit.engines import SqsEngine, ValkeyServer
 
 ROOT = Path(__file__).resolve().parent.parent
 _EVENT = json.loads((ROOT / "tests" / "events" / "http-api-v2.json").read_text())

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bench.stats import percentile
-from devstack.engines import free_port
+from testkit.engines import free_port
 
 CLIENTS = 32
 SECONDS = 10.0

@@ -30,10 +30,10 @@ from common.sources import Source
 from common.sources.postgres import PostgresSource
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
-from devstack.engines import MIGRATIONS, PostgresEngine, ValkeyServer
-from devstack.postgrest import PostgrestEmulator
-from devstack.seed import SeedSpec, load
 from refresh_worker.refresher import Outcome, Refresher
+from testkit.engines import MIGRATIONS, PostgresEngine, ValkeyServer
+from testkit.postgrest import PostgrestEmulator
+from testkit.seed import SeedSpec, load
 
 SMALL = SeedSpec(users=1_000, results=10_000, challenges=50)
 BIG = SeedSpec(users=100_000, results=1_000_000, challenges=50)

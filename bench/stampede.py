@@ -19,10 +19,10 @@ from bench.fixtures import Context, Snapshots, api_event, engines, entries
 from bench.stats import summary
 from common.runtime import run
 from common.sources import Cursor, Source, SourcePage
-from devstack.engines import PostgresEngine
-from devstack.event_source import SqsEventSource
 from refresh_worker.app import WorkerApp
 from refresh_worker.app import build_app as build_worker
+from testkit.engines import PostgresEngine
+from testkit.event_source import SqsEventSource
 
 CONTAINERS = 4
 PER_CONTAINER = 250

@@ -62,7 +62,16 @@ FUNCTIONS = {
         extra="api",
         packages=("common", "api_lambda"),
         lazy_imports=("aioboto3", "botocore.config", "botocore.exceptions"),
-        forbidden=("supabase", "postgrest", "asyncpg", "tenacity", "refresh_worker", "ops", "devstack"),
+        forbidden=(
+            "supabase",
+            "postgrest",
+            "asyncpg",
+            "tenacity",
+            "refresh_worker",
+            "ops",
+            "devstack",
+            "testkit",
+        ),
     ),
     "worker": Function(
         name="worker",
@@ -79,7 +88,7 @@ FUNCTIONS = {
             "tenacity",
             "asyncpg",
         ),
-        forbidden=("api_lambda", "ops", "devstack", "moto", "pytest"),
+        forbidden=("api_lambda", "ops", "devstack", "testkit", "moto", "pytest"),
     ),
 }
 

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from common.logs import get_logger
-from devstack.lambda_context import LambdaContext
+from testkit.lambda_context import LambdaContext
 
 __all__ = ["HttpApiGateway", "build_event", "new_request_id", "response_parts"]
 

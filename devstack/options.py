@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from devstack.engines import ROOT
+from testkit.engines import ROOT
 
 __all__ = ["DEFAULT_DATA_DIR", "Options", "UsageError", "parse_options"]
 

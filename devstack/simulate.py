@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from devstack.seed import username
+from testkit.seed import username
 
 __all__ = ["Simulator"]
 

@@ -39,10 +39,10 @@ from typing import Any, TypeVar
 
 from common.config import ApiSettings, ConfigError, WorkerSettings
 from devstack.children import READY_LINE
-from devstack.engines import EngineError, PostgresEngine, SqsEngine, ValkeyServer, migrations
 from devstack.options import Options
 from devstack.output import Output
-from devstack.seed import SeedReport, SeedSpec
+from testkit.engines import EngineError, PostgresEngine, SqsEngine, ValkeyServer, migrations
+from testkit.seed import SeedReport, SeedSpec
 
 __all__ = ["Stack", "StartupError"]
 
@@ -411,7 +411,7 @@ class Stack:
             await conn.close()
 
     async def _seed_into(self, conn: Any, embedded: bool) -> None:
-        from devstack.seed import load
+        from testkit.seed import load
 
         existing = await conn.fetchval("select count(*) from public.challenge_results")
         if existing:

@@ -1,6 +1,6 @@
 """The refresh worker's "container": Lambda's SQS event source driving `refresh_worker.handler`.
 
-Long-polls the queue (devstack/event_source.py), calls the handler with one SQS event per batch and a
+Long-polls the queue (testkit/event_source.py), calls the handler with one SQS event per batch and a
 context whose remaining time counts down from the function timeout, and deletes only what the handler
 did not report in `batchItemFailures`. The rest reappears after the queue's visibility timeout and, after
 maxReceiveCount receives, SQS moves it to the DLQ.
@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
 
     from common.logs import get_logger
-    from devstack.event_source import SqsEventSource
-    from devstack.lambda_context import LambdaContext
     from refresh_worker.handler import lambda_handler  # Lambda's init phase: import, connect later
+    from testkit.event_source import SqsEventSource
+    from testkit.lambda_context import LambdaContext
 
     log = get_logger("devstack.worker")
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"

@@ -21,7 +21,7 @@ import common.logs
 from api_lambda.app import ApiApp, build_app
 from common.config import registered_secrets
 from common.runtime import run
-from devstack.engines import PostgresEngine, Queues, SqsEngine, ValkeyCluster, ValkeyServer
+from testkit.engines import PostgresEngine, Queues, SqsEngine, ValkeyCluster, ValkeyServer
 from tests.harness import ApiHarness, CacheTools, ValkeyTarget, api_env
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

@@ -17,7 +17,7 @@ from common.lock import RefreshLock
 from common.models import Entry
 from common.runtime import run
 from common.valkey import ValkeyConnection
-from devstack.engines import Queues, SqsEngine
+from testkit.engines import Queues, SqsEngine
 from tests.support import FakeContext, http_event
 
 

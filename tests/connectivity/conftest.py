@@ -29,7 +29,7 @@ from common.lock import RefreshLock
 from common.models import Entry
 from common.runtime import run
 from common.valkey import ValkeyConnection
-from devstack.engines import (
+from testkit.engines import (
     CertificateAuthority,
     EngineMissing,
     Queues,

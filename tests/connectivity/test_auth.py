@@ -14,7 +14,7 @@ from api_lambda.app import ApiApp
 from common.errors import CacheUnavailable
 from common.runtime import run
 from common.valkey import ValkeyAuthError
-from devstack.engines import ValkeyCluster, ValkeyServer
+from testkit.engines import ValkeyCluster, ValkeyServer
 from tests.connectivity.conftest import (
     APP_PASSWORD,
     APP_USER,

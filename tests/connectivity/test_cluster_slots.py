@@ -13,7 +13,7 @@ import pytest
 from api_lambda.app import ApiApp
 from common.lock import RefreshLock
 from common.runtime import run
-from devstack.engines import Queues, SqsEngine, ValkeyCluster, ValkeyServer
+from testkit.engines import Queues, SqsEngine, ValkeyCluster, ValkeyServer
 from tests.connectivity.conftest import Endpoint, Writer, endpoint_of, get
 from tests.support import body_of, make_entries
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from api_lambda.app import ApiApp
-from devstack.engines import ValkeyServer, free_port
+from testkit.engines import ValkeyServer, free_port
 from tests.connectivity.conftest import DEFAULT_PASSWORD, Endpoint, endpoint_of, error_lines, get
 from tests.support import body_of
 

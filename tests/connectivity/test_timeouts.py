@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from api_lambda.app import ApiApp
-from devstack.engines import ValkeyServer
+from testkit.engines import ValkeyServer
 from tests.connectivity.conftest import Endpoint, Writer, endpoint_of, error_lines, get
 from tests.support import body_of, make_entries
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api_lambda.app import ApiApp
-from devstack.engines import ValkeyCluster, ValkeyServer
+from testkit.engines import ValkeyCluster, ValkeyServer
 from tests.connectivity.conftest import Endpoint, Pki, Writer, endpoint_of, error_lines, get
 from tests.support import body_of, make_entries
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from devstack.engines import free_port
+from testkit.engines import free_port
 
 # Variables that would make the stack use an engine from the environment: the tests choose explicitly.
 _SCRUBBED_PREFIXES = ("VALKEY_", "LEADERBOARD_", "SUPABASE_", "REFRESH_", "SOURCE_", "AWS_ENDPOINT_URL")

@@ -26,7 +26,7 @@ import psutil
 import pytest
 
 from common.boards import KeySpace
-from devstack.engines import free_port, valkey_binary
+from testkit.engines import free_port, valkey_binary
 from tests.e2e.harness import (
     FRESH_SECONDS,
     SMALL_SAMPLE,

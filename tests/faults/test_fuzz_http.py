@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from api_lambda.app import ApiApp, build_app
 from common.runtime import run
-from devstack.engines import SqsEngine, ValkeyServer
+from testkit.engines import SqsEngine, ValkeyServer
 from tests.harness import CacheTools, ValkeyTarget, api_env
 from tests.openapi import spec
 from tests.support import FakeContext, http_event, make_entries

@@ -26,11 +26,11 @@ from common.metrics import Metrics
 from common.runtime import run
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
-from devstack.engines import PostgresEngine, Queues, SqsEngine, ValkeyServer
-from devstack.event_source import SqsEventSource
-from devstack.postgrest import PostgrestEmulator, connect_refused, html_error, read_timeout
 from ops.cli import main as ops
 from refresh_worker.app import WorkerApp
+from testkit.engines import PostgresEngine, Queues, SqsEngine, ValkeyServer
+from testkit.event_source import SqsEventSource
+from testkit.postgrest import PostgrestEmulator, connect_refused, html_error, read_timeout
 from tests.harness import CacheTools, ValkeyTarget, api_env
 from tests.support import FakeContext, body_of, http_event, make_entries
 

@@ -17,8 +17,8 @@ import pytest
 from api_lambda.app import ApiApp, build_app
 from common.messages import RefreshRequest
 from common.runtime import run
-from devstack.engines import Queues, ValkeyServer
 from refresh_worker.app import build_app as build_worker
+from testkit.engines import Queues, ValkeyServer
 from tests.harness import CacheTools, ValkeyTarget, api_env
 from tests.support import FakeContext, body_of, http_event, make_entries, sqs_event
 

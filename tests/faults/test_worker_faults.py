@@ -24,8 +24,8 @@ from common.config import WorkerSettings
 from common.models import Entry
 from common.runtime import run
 from common.sources import Cursor, SourcePage
-from devstack.engines import PostgresEngine
 from refresh_worker.refresher import Outcome, Refresher
+from testkit.engines import PostgresEngine
 from tests.harness import CacheTools, ValkeyTarget
 from tests.support import make_entries
 

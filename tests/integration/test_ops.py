@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from common.messages import RefreshRequest
-from devstack.engines import Queues, SqsEngine, free_port
 from ops.cli import main
+from testkit.engines import Queues, SqsEngine, free_port
 from tests.harness import CacheTools, drain
 from tests.support import make_entries
 

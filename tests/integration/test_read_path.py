@@ -17,7 +17,7 @@ import pytest
 from api_lambda.app import ApiApp, build_app
 from api_lambda.http import parse_event
 from common.runtime import run
-from devstack.engines import free_port
+from testkit.engines import free_port
 from tests.harness import ApiHarness, CacheTools, ValkeyTarget, api_env
 from tests.openapi import check_response
 from tests.support import FakeContext, body_of, http_event, make_entries

@@ -1,11 +1,11 @@
-"""`python -m devstack.seed` loads the sample into a real PostgreSQL with the migrations applied."""
+"""`python -m testkit.seed` loads the sample into a real PostgreSQL with the migrations applied."""
 
 from __future__ import annotations
 
 import pytest
 
-from devstack.engines import PostgresEngine
-from devstack.seed import main
+from testkit.engines import PostgresEngine
+from testkit.seed import main
 
 
 def test_the_loader_streams_the_sample_and_the_triggers_rank_it(
@@ -32,4 +32,4 @@ def test_an_unreachable_database_is_a_one_line_error(capsys: pytest.CaptureFixtu
     code = main(["--database-url", "postgresql://postgres@127.0.0.1:9/postgres", "--results", "10"])
     assert code == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("devstack.seed: error: cannot reach the database")
+    assert line.startswith("testkit.seed: error: cannot reach the database")

@@ -19,8 +19,8 @@ from common.sources.base import Cursor, Source
 from common.sources.http import HttpSource
 from common.sources.postgres import PostgresSource
 from common.sources.supabase import SupabaseSource
-from devstack.engines import PostgresEngine, free_port
-from devstack.postgrest import (
+from testkit.engines import PostgresEngine, free_port
+from testkit.postgrest import (
     PostgrestEmulator,
     connect_refused,
     html_error,

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from devstack.engines import PostgresEngine
+from testkit.engines import PostgresEngine
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 COLUMNS = ["user_id", "username", "challenge_id", "score", "submitted_at"]

@@ -29,10 +29,10 @@ from common.runtime import run
 from common.sources import Cursor, Source, SourcePage, create_source
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
-from devstack.engines import PostgresEngine, Queues, SqsEngine
-from devstack.event_source import SqsEventSource
-from devstack.postgrest import PostgrestEmulator
 from refresh_worker.app import WorkerApp
+from testkit.engines import PostgresEngine, Queues, SqsEngine
+from testkit.event_source import SqsEventSource
+from testkit.postgrest import PostgrestEmulator
 from tests.harness import CacheTools, ValkeyTarget
 from tests.support import FakeContext, log_lines, make_entries, sqs_event
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from devstack.seed import Row, SeedSpec, challenges, generate, players
+from testkit.seed import Row, SeedSpec, challenges, generate, players
 
 SPEC = SeedSpec(users=400, challenges=12, results=6000, seed=3, chunk=700)
 CHALLENGE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

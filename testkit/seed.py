@@ -14,7 +14,7 @@ The shape is what a coding-challenge platform looks like:
 
 Rows are generated in chunks and streamed into one COPY (`copy_records_to_table` with an async
 iterable): memory stays flat whatever the size, and the statement-level triggers of the migration run
-once per COPY. `python -m devstack.seed --help` loads a sample into any PostgreSQL database.
+once per COPY. `python -m testkit.seed --help` loads a sample into any PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ async def load(conn: Any, spec: SeedSpec, *, table: str = "challenge_results") -
 def _parser() -> argparse.ArgumentParser:
     d = SeedSpec()
     parser = argparse.ArgumentParser(
-        prog="python -m devstack.seed",
+        prog="python -m testkit.seed",
         description="Load a deterministic sample of challenge results into a PostgreSQL database that has "
         "the supabase/migrations schema (one streamed COPY; triggers maintain the derived tables).",
     )
@@ -279,13 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = asyncio.run(_main(args))
     except ValueError as exc:
-        print(f"devstack.seed: error: {exc}", file=sys.stderr)
+        print(f"testkit.seed: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, TimeoutError) as exc:
-        print(f"devstack.seed: error: cannot reach the database: {exc}", file=sys.stderr)
+        print(f"testkit.seed: error: cannot reach the database: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - asyncpg's errors have no common base worth importing here
-        print(f"devstack.seed: error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        print(f"testkit.seed: error: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 1
     print(report.summary())
     return 0
