@@ -3,7 +3,7 @@ PostgreSQL (pgserver) with the Supabase migrations, and moto's SQS server.
 
 TLS is the one thing the wheels cannot do: the embedded valkey-server is built without it. A server with
 `tls=` runs the system's `redis-server` (Debian's 7.0 is built with TLS; `apt-get install redis-server`)
-with certificates from a throwaway `CertificateAuthority` (openssl). A missing program raises
+with certificates from a throwaway `CertificateAuthority` (trustme). A missing program raises
 `EngineMissing`, which callers may turn into a skip; every other start failure is an `EngineError`.
 
 The test suite and `make dev` both start their engines here, so there is one way to do it. Every
@@ -13,10 +13,9 @@ engine is a child process (or a thread) that `stop()` ends and waits for: no orp
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
-import ipaddress
 import os
-import random
 import shutil
 import signal
 import socket
@@ -56,26 +55,30 @@ class EngineMissing(EngineError):
     """A program an engine needs is not installed on this machine; the message says how to install it."""
 
 
-def free_port(low: int = 20_000, high: int = 50_000) -> int:
-    """A free loopback port below 55535 (a cluster node's bus port is port + 10000)."""
-    for _ in range(200):
-        port = random.randint(low, high)
-        if _port_free(port) and _port_free(port + 10_000):
+def free_port() -> int:
+    """A free loopback port P whose cluster bus port P + 10000 is free too. port-for picks both among
+    ports IANA has not assigned and outside the kernel's ephemeral range, so that no outgoing
+    connection takes one of them before the engine binds it."""
+    import port_for
+
+    for _ in range(20):
+        port = port_for.select_random(set(_bus_pairs()))
+        if not port_for.port_is_used(port + 10_000):
             return port
-    raise EngineError("no free loopback port found between 20000 and 50000")
+    raise EngineError("no free loopback port with a free bus port (port + 10000) found")
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+@functools.cache
+def _bus_pairs() -> frozenset[int]:
+    import port_for
+
+    good = port_for.available_good_ports()
+    return frozenset(port for port in good if port + 10_000 in good)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts connections there. (Not port-for's check, which also counts a port that
+    cannot be bound: a restarted server finds its own old connections in TIME_WAIT there.)"""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex((host, port)) == 0
@@ -119,69 +122,35 @@ class TlsFiles:
 
 
 class CertificateAuthority:
-    """A throwaway CA made with openssl, for servers on loopback. `issue()` signs server certificates.
+    """A throwaway CA for servers on loopback (trustme, in memory); `issue()` writes PEM files.
 
-    Certificates name their hosts in subjectAltName (rustls, inside GLIDE, ignores the CN) and carry
-    both serverAuth and clientAuth: cluster nodes present their own certificate to each other on the bus.
+    trustme's certificates name their hosts in subjectAltName (rustls, inside GLIDE, ignores the CN)
+    and carry both serverAuth and clientAuth: cluster nodes present their own certificate to each other
+    on the bus. No `openssl` program is needed.
     """
 
     def __init__(self, directory: Path, name: str = "leaderboard-test-ca") -> None:
         self.directory = directory
         self.name = name
         self.cert = directory / f"{name}.pem"
-        self.key = directory / f"{name}.key"
+        self._ca: Any = None
 
     def create(self) -> CertificateAuthority:
+        import trustme
+
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._openssl(
-            "req", "-x509", "-new", *_EC_KEY, "-nodes", "-keyout", str(self.key), "-out", str(self.cert),
-            "-days", "2", "-subj", f"/CN={self.name}",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        )  # fmt: skip
+        self._ca = trustme.CA(organization_name=self.name)
+        self._ca.cert_pem.write_to_path(str(self.cert))
         return self
 
     def issue(self, name: str, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> TlsFiles:
         """A server certificate for `hosts` (IP addresses and DNS names), signed by this CA."""
+        assert self._ca is not None, "create() the CA first"
+        leaf = self._ca.issue_cert(*hosts, common_name=hosts[0])
         cert, key = self.directory / f"{name}.pem", self.directory / f"{name}.key"
-        request, extensions = self.directory / f"{name}.csr", self.directory / f"{name}.ext"
-        names = ",".join(f"{'IP' if _is_ip(host) else 'DNS'}:{host}" for host in hosts)
-        extensions.write_text(
-            "basicConstraints=critical,CA:FALSE\n"
-            "keyUsage=critical,digitalSignature\n"
-            "extendedKeyUsage=serverAuth,clientAuth\n"
-            f"subjectAltName={names}\n"
-        )
-        self._openssl(
-            "req", "-new", *_EC_KEY, "-nodes", "-keyout", str(key), "-out", str(request),
-            "-subj", f"/CN={hosts[0]}",
-        )  # fmt: skip
-        self._openssl(
-            "x509", "-req", "-in", str(request), "-CA", str(self.cert), "-CAkey", str(self.key),
-            "-set_serial", str(random.randrange(1, 2**63)), "-days", "2", "-out", str(cert),
-            "-extfile", str(extensions),
-        )  # fmt: skip
+        leaf.cert_chain_pems[0].write_to_path(str(cert))
+        leaf.private_key_pem.write_to_path(str(key))
         return TlsFiles(ca=self.cert, cert=cert, key=key, hosts=hosts)
-
-    @staticmethod
-    def _openssl(*args: str) -> None:
-        openssl = shutil.which("openssl")
-        if openssl is None:
-            raise EngineMissing("openssl is not on PATH: install it with `apt-get install openssl`")
-        result = subprocess.run([openssl, *args], capture_output=True, text=True, timeout=30, check=False)
-        if result.returncode != 0:
-            raise EngineError(f"openssl {args[0]} failed: {result.stderr.strip()[-500:]}")
-
-
-_EC_KEY = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _ping(port: int, password: str | None = None, timeout: float = 0.5, tls: TlsFiles | None = None) -> bytes:

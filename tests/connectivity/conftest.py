@@ -5,7 +5,7 @@ builds API apps on it (`api_for`), writes snapshots with the worker's own cache 
 reads what the API logged (`error_lines`).
 
 TLS servers are the system's redis-server (the embedded valkey-server has no TLS) with certificates from
-a throwaway CA made by openssl. Where redis-server is not installed, the TLS tests are skipped with that
+a throwaway CA made by trustme. Where redis-server is not installed, the TLS tests are skipped with that
 reason and nothing else; `.ci/run` installs it, so CI always runs them.
 """
 
