@@ -15,9 +15,11 @@ from typing import NoReturn
 
 from testkit.engines import ROOT
 
-__all__ = ["DEFAULT_DATA_DIR", "Options", "UsageError", "parse_options"]
+__all__ = ["DEFAULT_DATA_DIR", "DEFAULT_INFO_FILE", "Options", "UsageError", "parse_options"]
 
 DEFAULT_DATA_DIR = ROOT / ".devstack"
+# Where `leaderboard-ops --dev` looks for a running stack (ops/devinfo.py).
+DEFAULT_INFO_FILE = DEFAULT_DATA_DIR / "stack.json"
 
 
 class UsageError(Exception):
@@ -43,7 +45,7 @@ class Options:
     api_timeout: int = 10
     keep_data: bool = False
     data_dir: Path = DEFAULT_DATA_DIR
-    info_file: Path | None = None
+    info_file: Path = DEFAULT_INFO_FILE
     pretty: bool = True
     valkey_port: int | None = None
     sqs_port: int | None = None
@@ -188,7 +190,8 @@ def _parser(environ: Mapping[str, str]) -> _Parser:
         "--info-file",
         type=Path,
         default=None,
-        help="write URLs, pids and DATABASE_URL as JSON here once ready (removed at exit)",
+        help=f"once ready, write URLs, pids, DATABASE_URL and the environment leaderboard-ops needs as "
+        f"JSON here (default {DEFAULT_INFO_FILE}, read by leaderboard-ops --dev; removed at exit)",
     )
     add(
         "--log-format",
@@ -228,7 +231,7 @@ def parse_options(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
         api_timeout=args.api_timeout,
         keep_data=args.keep_data or args.data_dir is not None,
         data_dir=(args.data_dir or DEFAULT_DATA_DIR).resolve(),
-        info_file=args.info_file.resolve() if args.info_file else None,
+        info_file=args.info_file.resolve() if args.info_file else DEFAULT_INFO_FILE,
         pretty=pretty,
         valkey_port=args.valkey_port,
         sqs_port=args.sqs_port,
