@@ -72,21 +72,24 @@ def _expiry(state: KeyState) -> str:
     return "no expiry" if state.ttl_ms is None else f"expires in {state.ttl_ms / 1000:.1f} s"
 
 
-def render(state: BoardState, *, fresh_seconds: int) -> list[str]:
-    """The report `cache show` prints: one `name  value` line each."""
+def render(state: BoardState, *, fresh_seconds: int | None) -> list[str]:
+    """The report `cache show` prints: one `name  value` line each. With no `fresh_seconds` (the API's
+    window is not known here) the age is shown without a fresh/STALE verdict."""
     h = state.header
     rows: list[tuple[str, str]] = [("board", state.keys.board), ("key", state.keys.snapshot)]
     if h is None:
         rows.append(("snapshot", "none (reads answer 503 warming_up until the worker writes one)"))
     else:
         age = (now_ms() - h.generated_at_ms) / 1000
-        freshness = "fresh" if age < fresh_seconds else "STALE"
+        if fresh_seconds is None:
+            verdict = (
+                "freshness unknown: set LEADERBOARD_FRESH_SECONDS to the API's value, or --fresh-seconds"
+            )
+        else:
+            verdict = f"{'fresh' if age < fresh_seconds else 'STALE'}, fresh for {fresh_seconds} s"
         rows += [
             ("version", str(h.version)),
-            (
-                "generated_at",
-                f"{h.generated_at} (age {format_age(age)}; {freshness}, fresh for {fresh_seconds} s)",
-            ),
+            ("generated_at", f"{h.generated_at} (age {format_age(age)}; {verdict})"),
             ("entries", str(h.size)),
             ("total", str(h.total)),
             ("source", h.source or "-"),

@@ -7,8 +7,10 @@
     leaderboard-ops cache show [--board B]         what Valkey holds for a board
 
 Configuration is the functions' own environment (REFRESH_QUEUE_URL, VALKEY_*, LEADERBOARD_KEY,
-LEADERBOARD_BOARDS, ...) plus REFRESH_DLQ_URL; flags override. AWS credentials, region and
-AWS_ENDPOINT_URL_SQS come from the standard AWS chain.
+LEADERBOARD_BOARDS, LEADERBOARD_FRESH_SECONDS, ...) plus REFRESH_DLQ_URL; flags override. AWS
+credentials, region and AWS_ENDPOINT_URL_SQS come from the standard AWS chain. `--dev` takes all of it
+from the running `make dev` stack instead (ops/devinfo.py). The global flags (-v, --dev, --dev-info)
+go before or after the command.
 
 Exit codes: 0 done; 1 an operation failed (unreachable, denied, a replay that could not move every
 valid message); 2 bad usage or configuration. Errors are one line on stderr, never a traceback.
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from common.boards import GLOBAL, BoardSyntaxError, validate_board
 from common.errors import LeaderboardError
@@ -73,7 +77,31 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _global_flags() -> argparse.ArgumentParser:
+    """Flags every command accepts, before or after its name. SUPPRESS: a flag that is not given sets
+    nothing, so a command's parser never resets what the top-level parser read (see `_flag`)."""
+    flags = argparse.ArgumentParser(add_help=False)
+    add = flags.add_argument
+    add(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also print the service's log lines",
+    )
+    add("--dev", action="store_true", default=argparse.SUPPRESS,
+        help="operate the running `make dev` stack (reads its info file, .devstack/stack.json)")  # fmt: skip
+    add("--dev-info", type=Path, metavar="PATH", default=argparse.SUPPRESS,
+        help="operate the `make dev` stack that wrote this info file (its --info-file)")  # fmt: skip
+    return flags
+
+
+def _flag(args: argparse.Namespace, name: str, default: Any = None) -> Any:
+    return getattr(args, name, default)
+
+
 def _parser() -> argparse.ArgumentParser:
+    flags = _global_flags()
     queues = argparse.ArgumentParser(add_help=False)
     queues.add_argument("--queue-url", metavar="URL", help="the refresh queue (default: $REFRESH_QUEUE_URL)")
     queues.add_argument(
@@ -86,16 +114,16 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=PROG,
+        parents=[flags],
         description="Operate the leaderboard service: dead-letter queue, manual refresh, cache inspection.",
         epilog="Exit codes: 0 done, 1 operation failed, 2 usage or configuration error. See docs/deploy.md.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="also print the service's log lines")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    dlq = commands.add_parser("dlq", help="inspect and replay the dead-letter queue")
+    dlq = commands.add_parser("dlq", parents=[flags], help="inspect and replay the dead-letter queue")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     stats = dlq_commands.add_parser(
-        "stats", parents=[queues], help="message counts and the age of the oldest message"
+        "stats", parents=[queues, flags], help="message counts and the age of the oldest message"
     )
     stats.add_argument(
         "--sample",
@@ -105,12 +133,14 @@ def _parser() -> argparse.ArgumentParser:
         help="read up to N messages (and put them back) to find the oldest; 0 = skip (default 100)",
     )
     peek = dlq_commands.add_parser(
-        "peek", parents=[queues], help="show messages without consuming them, and whether each is valid"
+        "peek",
+        parents=[queues, flags],
+        help="show messages without consuming them, and whether each is valid",
     )
     peek.add_argument("-n", type=_positive_int, default=10, metavar="N", help="how many (default 10)")
     replay = dlq_commands.add_parser(
         "replay",
-        parents=[queues],
+        parents=[queues, flags],
         help="move messages back to the refresh queue (send first, then delete)",
         description="Move DLQ messages back to the refresh queue. Each is sent first and deleted from the "
         "DLQ only after the send succeeded. Invalid messages stay in the DLQ (reported) unless "
@@ -132,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     refresh = commands.add_parser(
-        "refresh", parents=[queues, board], help="send a manual refresh request for a board"
+        "refresh", parents=[queues, board, flags], help="send a manual refresh request for a board"
     )
     refresh.add_argument(
         "--wait",
@@ -141,10 +171,16 @@ def _parser() -> argparse.ArgumentParser:
         help="then wait up to SECONDS for a new snapshot and print its version (needs VALKEY_*)",
     )
 
-    cache = commands.add_parser("cache", help="inspect what Valkey holds")
+    cache = commands.add_parser("cache", parents=[flags], help="inspect what Valkey holds")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
-    cache_commands.add_parser(
-        "show", parents=[board], help="snapshot version, age, size, lock holder, pending refresh"
+    show = cache_commands.add_parser(
+        "show", parents=[board, flags], help="snapshot version, age, size, lock holder, pending refresh"
+    )
+    show.add_argument(
+        "--fresh-seconds",
+        type=_positive_int,
+        metavar="S",
+        help="judge freshness by this window (default: $LEADERBOARD_FRESH_SECONDS, the API's setting)",
     )
     return parser
 
@@ -340,7 +376,7 @@ async def _cache(args: argparse.Namespace, config: OpsConfig) -> int:
         state = await inspect(connection, LeaderboardCache(connection, KeySpace(config.key_prefix)), board)
     finally:
         await connection.close()
-    for line in render(state, fresh_seconds=config.boards.fresh_seconds):
+    for line in render(state, fresh_seconds=args.fresh_seconds or config.fresh_seconds):
         _echo(line)
     return 0
 
@@ -351,6 +387,19 @@ async def _dispatch(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -
     if args.command == "refresh":
         return await _refresh(args, config, sleep)
     return await _cache(args, config)
+
+
+def _dev_environment(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    """With --dev/--dev-info: the stack's variables over the environment's. The AWS SDK reads the
+    process environment, so the stack's AWS_* (moto's endpoint and dummy credentials) go there too."""
+    path = _flag(args, "dev_info")
+    if path is None and not _flag(args, "dev", False):
+        return environ
+    from ops.devinfo import default_info_file, dev_environment
+
+    dev = dev_environment(path or default_info_file())
+    os.environ.update({name: value for name, value in dev.items() if name.startswith("AWS_")})
+    return {**(os.environ if environ is None else environ), **dev}
 
 
 def main(
@@ -368,8 +417,9 @@ def main(
     from common.logs import configure_logging
 
     # The shared modules log JSON lines to stdout; an operator wants the command's output alone.
-    configure_logging("DEBUG" if args.verbose else "CRITICAL", pretty=True)
+    configure_logging("DEBUG" if _flag(args, "verbose", False) else "CRITICAL", pretty=True)
     try:
+        environ = _dev_environment(args, environ)
         config = OpsConfig.load(
             environ, queue_url=getattr(args, "queue_url", None), dlq_url=getattr(args, "dlq_url", None)
         )

@@ -52,6 +52,14 @@ class OpsConfig:
         return self.boards.key
 
     @property
+    def fresh_seconds(self) -> int | None:
+        """The API's fresh window when the environment names it (the functions' LEADERBOARD_FRESH_SECONDS),
+        else None: the code's own default need not be what the deployment runs with."""
+        return (
+            self.boards.fresh_seconds if self.environ.get("LEADERBOARD_FRESH_SECONDS", "").strip() else None
+        )
+
+    @property
     def registry(self) -> BoardRegistry:
         return self.boards.boards
 

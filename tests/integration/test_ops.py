@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -310,7 +311,7 @@ def test_cache_show_reports_the_snapshot_the_lock_and_the_marker(
     from common.runtime import run
 
     run(in_progress())
-    result = ops("cache", "show", env=valkey_env(cache_tools, queues))
+    result = ops("cache", "show", env=valkey_env(cache_tools, queues, LEADERBOARD_FRESH_SECONDS="60"))
     assert result.code == 0, result.err
     rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())
     assert rows["board"] == "global"
@@ -319,10 +320,65 @@ def test_cache_show_reports_the_snapshot_the_lock_and_the_marker(
     assert rows["entries"] == "7"
     assert rows["total"] == "9"
     assert rows["source"] == "test"
-    assert "STALE" in rows["generated_at"]
+    assert "STALE, fresh for 60 s" in rows["generated_at"]
     assert rows["lock"].startswith("held by test (expires in ")
     assert rows["refresh pending"].startswith("yes (expires in ")
     assert int(rows["version counter"]) > version  # the lock taken after the write bumped it
+
+
+@pytest.mark.parametrize(
+    ("setting", "argv", "verdict"),
+    [
+        ("300", [], "; fresh, fresh for 300 s)"),
+        ("10", [], "; STALE, fresh for 10 s)"),
+        ("10", ["--fresh-seconds", "300"], "; fresh, fresh for 300 s)"),
+        (
+            None,
+            [],
+            "; freshness unknown: set LEADERBOARD_FRESH_SECONDS to the API's value, or --fresh-seconds)",
+        ),
+    ],
+)
+def test_cache_show_judges_freshness_by_the_apis_window_never_its_own_default(
+    ops: Any, queues: Queues, cache_tools: CacheTools, setting: str | None, argv: list[str], verdict: str
+) -> None:
+    # Given a snapshot 90 s old
+    cache_tools.write(make_entries(3), age_seconds=90)
+    # When the operator shows it with the API's LEADERBOARD_FRESH_SECONDS (or none, or a flag)
+    extra = {} if setting is None else {"LEADERBOARD_FRESH_SECONDS": setting}
+    result = ops("cache", "show", *argv, env=valkey_env(cache_tools, queues, **extra))
+    # Then the verdict is by that window; without one there is no verdict (the code's 60 s default
+    # is not necessarily what the deployment runs with)
+    assert result.code == 0, result.err
+    (line,) = [line for line in result.out.splitlines() if line.startswith("generated_at")]
+    assert line.endswith(verdict), line
+
+
+def test_global_flags_work_before_and_after_the_command(ops: Any, queues: Queues) -> None:
+    # When -v comes after the command, or between the command and its action
+    after = ops("dlq", "stats", "-v", "--sample", "0")
+    between = ops("dlq", "-v", "stats", "--sample", "0")
+    before = ops("-v", "dlq", "stats", "--sample", "0")
+    # Then each is accepted and prints the same report
+    assert (after.code, between.code, before.code) == (0, 0, 0), after.err + between.err + before.err
+    assert after.out.splitlines()[0] == before.out.splitlines()[0] == f"DLQ    {queues.dlq_url}"
+
+
+def test_dev_without_a_running_stack_is_exit_2(ops: Any, tmp_path: Path) -> None:
+    # Given no info file, then one whose stack is gone (a pid nobody has)
+    missing = ops("--dev-info", str(tmp_path / "none.json"), "dlq", "stats")
+    stale = tmp_path / "stale.json"
+    stale.write_text(
+        json.dumps({"pid": 2**22 + 12345, "ops_env": {"REFRESH_QUEUE_URL": "http://127.0.0.1:1/0/q"}})
+    )
+    gone = ops("dlq", "stats", "--dev-info", str(stale))
+    # Then each is one line saying so
+    assert missing.code == gone.code == 2
+    assert missing.err.strip() == (
+        f"leaderboard-ops: error: no running dev stack: {tmp_path / 'none.json'} does not exist "
+        "(start one with `make dev`)"
+    )
+    assert "is not running" in gone.err and len(gone.err.strip().splitlines()) == 1
 
 
 def test_cache_show_of_an_empty_board(ops: Any, queues: Queues, cache_tools: CacheTools) -> None:
