@@ -21,7 +21,7 @@ from common.valkey import ValkeyConnection
 from testkit.engines import SqsEngine, ValkeyServer
 
 ROOT = Path(__file__).resolve().parent.parent
-_EVENT = json.loads((ROOT / "tests" / "events" / "http-api-v2.json").read_text())
+_EVENT = json.loads((ROOT / "events" / "http-api-v2.json").read_text())
 
 
 def entries(n: int) -> list[Entry]:

@@ -1,5 +1,5 @@
-"""Test helpers: API Gateway events shaped like `sam local generate-event` prints them, a fake Lambda
-context, SQS events, and snapshot builders."""
+"""Test helpers: API Gateway and SQS events built from the samples in events/ (the shapes Lambda
+delivers, as `sam local generate-event` prints them), a fake Lambda context, and snapshot builders."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from urllib.parse import urlencode
 
 from common.models import Entry
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).resolve().parent.parent / "events"
 _V2 = json.loads((EVENTS / "http-api-v2.json").read_text())
 _V1 = json.loads((EVENTS / "rest-api-v1.json").read_text())
-_SQS = json.loads((EVENTS / "sqs-receive.json").read_text())
+_SQS = json.loads((EVENTS / "sqs-refresh.json").read_text())
 
 
 @dataclass
