@@ -44,7 +44,8 @@ typecheck: $(STAMP)  ## mypy --strict
 	$(BIN)/mypy
 
 # Lambda artifacts for the template's runtime (python3.13, arm64), whatever this machine is. Pip needs
-# the network (PyPI); a Python 3.13, if there is one, byte-compiles the artifacts (PYTHON313=path).
+# the network (PyPI). A Python 3.13 byte-compiles the artifacts: PYTHON313=path, else the first one found
+# (python3.13 on the PATH, pyenv's or uv's installs, /usr/local/bin, /opt/homebrew/bin, /usr/bin).
 PYTHON313 ?=
 package: $(STAMP)  ## build build/{api,worker}[.zip] for Lambda (python3.13/arm64) and print their sizes
 	$(BIN)/python -m deploy.package api worker --out build --zip $(if $(PYTHON313),--compile-with $(PYTHON313),)
@@ -66,5 +67,5 @@ lock:  ## re-pin constraints.txt from a fresh resolution of pyproject.toml
 	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 	rm -rf .venv-lock
 
-clean:  ## remove the virtualenv, caches and local stack data
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .devstack build dist *.egg-info
+clean:  ## remove the virtualenv, caches, build output (build/, .aws-sam/) and local stack data
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .devstack .aws-sam build dist *.egg-info

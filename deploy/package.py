@@ -12,9 +12,9 @@ dependency without such a wheel fails the build with pip's message, never with a
 the wrong platform.
 
 Lambda's /var/task is read-only, so Python cannot cache bytecode there and would compile every module
-it imports on every cold start. When a Python 3.13 is at hand (`--compile-with`, or `python3.13` on the
-PATH) the artifact is byte-compiled with it, with hash-checked-free .pyc files (`unchecked-hash`: the
-artifact is immutable, so there is nothing to re-validate).
+it imports on every cold start. When a Python 3.13 is at hand (`--compile-with`, else one found on the
+PATH or in pyenv's or uv's installs) the artifact is byte-compiled with it, with hash-checked-free
+.pyc files (`unchecked-hash`: the artifact is immutable, so there is nothing to re-validate).
 
 Only the standard library (and pip) is needed, so that `sam build` can run this with any Python 3.11+.
 """
@@ -103,7 +103,7 @@ class Artifact:
     path: Path
     size: int
     files: int
-    compiled: bool
+    compiled_with: str | None  # the Python 3.13 that wrote the .pyc files; None: none shipped
     platform: str
     zip_path: Path | None = None
     zip_size: int | None = None
@@ -195,25 +195,40 @@ def _check_forbidden(function: Function, target: Path) -> None:
 
 
 def _python_313(explicit: str | None) -> str | None:
-    """A Python 3.13 to byte-compile with: the one given, else `python3.13` if it runs."""
-    candidate = explicit or shutil.which("python3.13")
-    if candidate is None:
-        return None
-    try:
-        version = subprocess.run(  # noqa: S603 - the interpreter the operator named
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        ).stdout.strip()
-    except OSError:
-        version = ""
-    if version != PYTHON_VERSION:
-        if explicit:
-            raise BuildError(f"--compile-with {explicit} is not a working Python {PYTHON_VERSION}")
-        return None
-    return candidate
+    """A Python 3.13 to byte-compile with: the one given, else the first of `_candidates()` that runs."""
+    for candidate in [explicit] if explicit else _candidates():
+        try:
+            version = subprocess.run(  # noqa: S603 - the interpreter the operator named, or a known install
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            ).stdout.strip()
+        except OSError:
+            version = ""
+        if version == PYTHON_VERSION:
+            return candidate
+    if explicit:
+        raise BuildError(f"--compile-with {explicit} is not a working Python {PYTHON_VERSION}")
+    return None
+
+
+def _candidates() -> list[str]:
+    """Where a Python 3.13 usually is: `python3.13` on the PATH, then pyenv's and uv's own installs (a
+    pyenv shim on the PATH fails unless 3.13 is a selected version), then the usual prefixes."""
+    home = Path.home()
+    found = [shutil.which("python3.13") or ""]
+    for root, pattern in (
+        (os.environ.get("PYENV_ROOT") or home / ".pyenv", "versions/3.13*/bin/python3.13"),
+        (
+            os.environ.get("UV_PYTHON_INSTALL_DIR") or home / ".local/share/uv/python",
+            "cpython-3.13*/bin/python3.13",
+        ),
+    ):
+        found += sorted((str(path) for path in Path(root).glob(pattern)), reverse=True)
+    found += ["/usr/local/bin/python3.13", "/opt/homebrew/bin/python3.13", "/usr/bin/python3.13"]
+    return [path for path in dict.fromkeys(found) if path and os.access(path, os.X_OK)]
 
 
 def _compile(python: str, target: Path) -> None:
@@ -271,10 +286,8 @@ def build(
     _copy_our_packages(function, target)
     _prune(target)
     _check_forbidden(function, target)
-    compiled = False
     if compile_with is not None:
         _compile(compile_with, target)
-        compiled = True
     size, files = _tree_size(target)
     if size > LAMBDA_UNZIPPED_LIMIT:
         raise BuildError(
@@ -283,7 +296,7 @@ def build(
         )
     zip_size = _zip(target, zip_path, zip_level) if zip_path is not None else None
     platform = "this machine" if local else f"cp{PYTHON_VERSION.replace('.', '')}-{PLATFORM}"
-    return Artifact(function, target, size, files, compiled, platform, zip_path, zip_size)
+    return Artifact(function, target, size, files, compile_with, platform, zip_path, zip_size)
 
 
 _CHECK = """
@@ -333,8 +346,10 @@ def _describe(artifact: Artifact) -> str:
     )
     if artifact.zip_path is not None and artifact.zip_size is not None:
         line += f"; {artifact.zip_path} {artifact.zip_size / 1e6:.1f} MB"
-    if not artifact.compiled and artifact.platform != "this machine":
-        line += f"; no .pyc (no Python {PYTHON_VERSION} to compile with: see --compile-with)"
+    if artifact.compiled_with:
+        line += f"; .pyc by {artifact.compiled_with}"
+    elif artifact.platform != "this machine":
+        line += f"; no .pyc (no Python {PYTHON_VERSION} found to compile with: see --compile-with)"
     return line
 
 
