@@ -408,6 +408,30 @@ class PostgresEngine:
         """The postmaster's pid. It is not our child: pg_ctl starts it in a session of its own."""
         return int(self._server.get_pid()) if self._server is not None else None
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """A frozen PostgreSQL: SIGSTOP the postmaster and every backend, SIGCONT them on exit.
+
+        Stopping the postmaster alone would only freeze new connections: each open connection is served
+        by a backend process of its own. Frozen, the server accepts connections (the kernel queues them)
+        and reads queries, but answers nothing, as a hung database host does.
+        """
+        import psutil
+
+        assert self.pid is not None, "the server is not running"
+        postmaster = psutil.Process(self.pid)
+        stopped: list[Any] = []
+        try:
+            for process in [postmaster, *postmaster.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGSTOP)
+                    stopped.append(process)
+            yield
+        finally:
+            for process in stopped:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(signal.SIGCONT)
+
     def psql(self, sql: str) -> str:
         return str(self._server.psql(sql))
 

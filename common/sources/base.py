@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from common.errors import SourceError
+from common.errors import SourceError, SourceUnavailable
 from common.models import USER_ID, Entry
 from common.timeutil import iso_from_datetime, parse_iso
 
-__all__ = ["Cursor", "Source", "SourcePage", "entry_from_row"]
+__all__ = ["Cursor", "Source", "SourcePage", "entry_from_row", "one_attempt"]
 
 MAX_USERNAME = 200
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,22 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def one_attempt(what: str, timeout_ms: int, attempt: Awaitable[T]) -> T:
+    """Run one source call under one deadline: SOURCE_TIMEOUT_MS, whatever the call waits for.
+
+    The drivers' own timeouts are per step (httpx: per connect and per read; asyncpg: per acquire, per
+    query, and again per release), so a source that hangs at the wrong moment, or drips its reply a byte
+    at a time, cost a multiple of the timeout per attempt, or never ended. This deadline covers the
+    whole call: a first connection (and, for Supabase, reading its key), the request and the complete
+    reply. Running out is a transient failure, retried by the worker's policy.
+    """
+    try:
+        async with asyncio.timeout(timeout_ms / 1000):
+            return await attempt
+    except TimeoutError:
+        raise SourceUnavailable(f"{what}: no complete answer within {timeout_ms} ms") from None
 
 
 def _int(row: Mapping[str, Any], name: str, minimum: int) -> int:

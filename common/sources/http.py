@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SourceError, SourceUnavailable
-from common.sources.base import Cursor, SourcePage, entry_from_row
+from common.sources.base import Cursor, SourcePage, entry_from_row, one_attempt
 
 if TYPE_CHECKING:
     import httpx
@@ -70,6 +70,11 @@ class HttpSource:
         return self._http
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+        """One attempt: connecting, sending and reading the whole reply share one deadline (httpx's own
+        timeouts are per read, so a reply that trickles in would never time out)."""
+        return await one_attempt("upstream API", self._timeout_ms, self._fetch_page(board, limit, after))
+
+    async def _fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         import httpx
 
         offset = after.position if after else 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.errors import SourceError, SourceUnavailable
 from common.runtime import Lazy
-from common.sources.base import Cursor, SourcePage, page_from_rows
+from common.sources.base import Cursor, SourcePage, one_attempt, page_from_rows
 
 if TYPE_CHECKING:
     import httpx
@@ -122,6 +122,11 @@ class SupabaseSource:
         )
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+        """One attempt: a first client (and its key), the request and the whole reply share one
+        deadline (httpx's own timeouts are per read, so a reply that trickles in would never time out)."""
+        return await one_attempt("supabase", self._timeout_ms, self._fetch_page(board, limit, after))
+
+    async def _fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         import httpx
         from postgrest.exceptions import APIError
 
