@@ -37,11 +37,12 @@ from common.queue import deduplication_id
 from common.runtime import run
 from common.timeutil import iso_from_ms, now_ms
 from ops.config import OpsConfig
-from ops.dlq import Validator, describe, format_age, show_body
+from ops.dlq import HOLD_SECONDS, Validator, describe, format_age, show_body
 from ops.errors import OperationFailed, OpsError, UsageError
 
 if TYPE_CHECKING:
-    from ops.dlq import Peeked, ReplaySummary, Stats
+    from ops.dlq import Peeked, Stats
+    from ops.replay import ReplaySummary
     from ops.sqs import SqsAdmin
 
 __all__ = ["main"]
@@ -144,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
         help="move messages back to the refresh queue (send first, then delete)",
         description="Move DLQ messages back to the refresh queue. Each is sent first and deleted from the "
         "DLQ only after the send succeeded. Invalid messages stay in the DLQ (reported) unless "
-        "--drop-invalid. Exit 1 if any valid message could not be moved.",
+        "--drop-invalid. Runs until the DLQ is drained or --max messages were read, and always ends "
+        "with a summary. Exit 1 if a valid message could not be moved, an invalid one could not be "
+        "dropped, or the run stopped early (SQS unreachable).",
     )
     replay.add_argument("--max", type=_positive_int, metavar="N", help="at most N messages (default: all)")
     replay.add_argument("--dry-run", action="store_true", help="report what would happen; change nothing")
@@ -154,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         metavar="R",
         help="at most R messages per second (default 10; 0 = no limit)",
+    )
+    replay.add_argument(
+        "--hold",
+        type=_positive_int,
+        default=HOLD_SECONDS,
+        metavar="SECONDS",
+        help=f"how long each read hides a message; renewed while the run works (default {HOLD_SECONDS})",
     )
     replay.add_argument(
         "--drop-invalid",
@@ -188,6 +198,12 @@ def _parser() -> argparse.ArgumentParser:
 # ---- commands ------------------------------------------------------------------------------------
 
 
+def _sqs(config: OpsConfig) -> SqsAdmin:
+    from ops.sqs import SqsAdmin
+
+    return SqsAdmin(config.region(), attempts=config.sqs_attempts())
+
+
 async def _resolve_queues(config: OpsConfig, sqs: SqsAdmin, *, need_queue: bool) -> tuple[str, str | None]:
     """(DLQ URL, queue URL): as configured, else derived from each other through SQS."""
     dlq, queue = config.dlq_url, config.queue_url
@@ -209,47 +225,69 @@ async def _resolve_queues(config: OpsConfig, sqs: SqsAdmin, *, need_queue: bool)
 
 async def _dlq(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
     from ops import dlq as logic
-    from ops.sqs import SqsAdmin
 
     if config.dlq_url is None and config.queue_url is None:
         raise UsageError(
             "the DLQ is not configured: set REFRESH_DLQ_URL or pass --dlq-url "
             "(or REFRESH_QUEUE_URL / --queue-url, whose redrive policy names it)"
         )
-    async with SqsAdmin(config.region()) as sqs:
-        replaying = args.dlq_command == "replay"
-        dlq_url, queue_url = await _resolve_queues(config, sqs, need_queue=replaying)
-        validate = Validator(config.registry)
+    if args.dlq_command == "replay":
+        return await _replay(args, config, sleep)
+    async with _sqs(config) as sqs:
+        dlq_url, queue_url = await _resolve_queues(config, sqs, need_queue=False)
         if args.dlq_command == "stats":
             result = await logic.stats(sqs, dlq_url, queue_url, sample=max(0, args.sample))
             _print_stats(result, dlq_url, queue_url)
             return 0
-        if args.dlq_command == "peek":
-            found = await logic.peek(sqs, dlq_url, validate, limit=args.n)
-            _print_peek(found, dlq_url)
-            return 0
+        found = await logic.peek(sqs, dlq_url, Validator(config.registry), limit=args.n)
+        _print_peek(found, dlq_url)
+        return 0
+
+
+async def _replay(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
+    """The summary is printed whatever happens: here when the run ends, else by `main` (an error
+    before or around the run, Ctrl-C), from `args.pending_summary`."""
+    from ops.replay import ReplaySummary, replay
+
+    summary = args.pending_summary = ReplaySummary()
+    async with _sqs(config) as sqs:
+        dlq_url, queue_url = await _resolve_queues(config, sqs, need_queue=True)
         assert queue_url is not None
         mode = " (dry run: nothing is sent or deleted)" if args.dry_run else ""
         _echo(f"replaying {dlq_url} -> {queue_url}{mode}")
-        summary = await logic.replay(
+        await replay(
             sqs,
             dlq_url,
             queue_url,
-            validate,
+            Validator(config.registry),
             limit=args.max,
             dry_run=args.dry_run,
             drop_invalid=args.drop_invalid,
             rate=args.rate,
+            hold_seconds=args.hold,
             sleep=sleep,
             echo=_echo,
+            summary=summary,
         )
-        _print_summary(summary, args.dry_run)
-        if summary.failed:
-            raise OperationFailed(
-                f"{summary.send_failed + summary.not_deleted} message(s) could not be moved "
-                "(none was lost; see the lines above); run the replay again"
-            )
-        return 0
+    args.pending_summary = None
+    _print_summary(summary, args.dry_run)
+    if summary.failed:
+        raise OperationFailed(_failure(summary))
+    return 0
+
+
+def _failure(summary: ReplaySummary) -> str:
+    parts = []
+    if summary.send_failed or summary.not_deleted:
+        parts.append(
+            f"{summary.send_failed + summary.not_deleted} message(s) could not be moved "
+            "(none was lost; see the lines above)"
+        )
+    if summary.drop_failed:
+        parts.append(f"{summary.drop_failed} invalid message(s) could not be dropped")
+    if summary.stopped_early:
+        parts.append(f"the run stopped early: {summary.stopped_early}")
+    return "; ".join(parts) + "; run the replay again"
 
 
 def _print_stats(result: Stats, dlq_url: str, queue_url: str | None) -> None:
@@ -290,19 +328,35 @@ def _print_summary(summary: ReplaySummary, dry_run: bool) -> None:
             f"summary (dry run): {summary.received} read, {summary.would_replay} would be replayed, "
             f"{summary.invalid_kept} invalid; nothing changed"
         )
-        return
-    _echo(
-        f"summary: {summary.received} read, {summary.replayed} replayed, "
-        f"{summary.invalid_kept} invalid kept, {summary.dropped} invalid dropped, "
-        f"{summary.send_failed} not sent, {summary.not_deleted} sent but not deleted"
-    )
+    else:
+        _echo(
+            f"summary: {summary.received} read, {summary.replayed} replayed, "
+            f"{summary.invalid_kept} invalid kept, {summary.dropped} invalid dropped, "
+            f"{summary.drop_failed} invalid not dropped, {summary.send_failed} not sent, "
+            f"{summary.not_deleted} sent but not deleted"
+        )
+    if summary.stopped_early:
+        _echo(f"  stopped early: {summary.stopped_early}")
+    if summary.dlq_after is not None:
+        after = summary.dlq_after
+        _echo(f"  DLQ after the run: {after.visible} visible, {after.in_flight} in flight")
+    if summary.renew_failed:
+        _echo(f"  {summary.renew_failed} hold renewal(s) failed (tracked by id: none was sent twice)")
     for error in summary.errors:
         _echo(f"  error: {error}")
-    if summary.invalid_kept:
+    if summary.invalid_kept and not dry_run:
         _echo(
             "  invalid messages stay in the DLQ: inspect them with `leaderboard-ops dlq peek`, "
             "discard them with `leaderboard-ops dlq replay --drop-invalid`"
         )
+
+
+def _print_pending_summary(args: argparse.Namespace) -> None:
+    """A replay that ended with an exception has not printed its summary yet: print what it did."""
+    summary: ReplaySummary | None = getattr(args, "pending_summary", None)
+    if summary is not None:
+        args.pending_summary = None
+        _print_summary(summary, args.dry_run)
 
 
 def _board(config: OpsConfig, raw: str, *, allow_all: bool = False) -> str:
@@ -318,14 +372,13 @@ def _board(config: OpsConfig, raw: str, *, allow_all: bool = False) -> str:
 
 
 async def _refresh(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
-    from ops.sqs import SqsAdmin
 
     board = _board(config, args.board, allow_all=True)
     if args.wait is not None and board == ALL_SCHEDULED:
         raise UsageError("--wait needs one board: '*' names the worker's scheduled boards")
     queue_url = config.require_queue_url()
     if args.wait is None:
-        async with SqsAdmin(config.region()) as sqs:
+        async with _sqs(config) as sqs:
             await _send_refresh(sqs, queue_url, board)
         return 0
     settings = config.valkey()
@@ -338,7 +391,7 @@ async def _refresh(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) ->
     try:
         cache = LeaderboardCache(connection, KeySpace(config.key_prefix))
         before = await cache.read_header(board)
-        async with SqsAdmin(config.region()) as sqs:
+        async with _sqs(config) as sqs:
             await _send_refresh(sqs, queue_url, board)
         version = before.version if before else None
         _echo(f"waiting up to {args.wait:g} s for a snapshot newer than version {version or 'none'}")
@@ -425,11 +478,19 @@ def main(
         )
         return run(_dispatch(args, config, sleep or asyncio.sleep))
     except OpsError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
+        return _fail(args, str(exc), exc.exit_code)
     except LeaderboardError as exc:  # CacheUnavailable, ValkeyAuthError: operational
-        print(f"{PROG}: error: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return _fail(args, str(exc), 1)
     except KeyboardInterrupt:
+        _print_pending_summary(args)
         print(f"{PROG}: interrupted (held DLQ messages reappear within a minute)", file=sys.stderr)
         return 130
+    except BaseException:
+        _print_pending_summary(args)  # a bug: say what was done before the traceback
+        raise
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    _print_pending_summary(args)
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    return code

@@ -74,6 +74,13 @@ class OpsConfig:
                 return region
         return None
 
+    def sqs_attempts(self) -> int:
+        """AWS_MAX_ATTEMPTS, the AWS SDKs' own setting, else 3: tries per SQS call, the first included."""
+        env = EnvReader(self.environ)
+        attempts = env.integer("AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+        _check(env)
+        return attempts
+
     def require_queue_url(self) -> str:
         if self.queue_url is None:
             raise UsageError("the refresh queue is not configured: set REFRESH_QUEUE_URL or pass --queue-url")

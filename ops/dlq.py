@@ -5,18 +5,12 @@ messages only for as long as the command needs them, and makes the ones it keeps
 end (visibility 0), also when the command fails half-way. The only trace a read leaves is a higher
 ApproximateReceiveCount on the DLQ copy, which nothing acts on (a DLQ has no redrive of its own).
 
-Replay sends a message to the source queue first and deletes it from the DLQ only after the send
-succeeded. A crash between the two leaves the message in both queues: a duplicate refresh is harmless
-(the worker coalesces and fences), a lost one is not. Moto lacks StartMessageMoveTask, and this way
-needs nothing beyond receive/send/delete on real AWS either.
+Replay (ops/replay.py) moves messages back to the refresh queue.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from common.boards import BoardRegistry
 from common.errors import InvalidMessage
@@ -25,13 +19,11 @@ from common.timeutil import iso_from_ms, now_ms
 from ops.errors import OpsError
 from ops.sqs import Message, QueueAdmin, QueueCounts
 
-__all__ = ["Peeked", "ReplaySummary", "Sleep", "Stats", "Validator", "peek", "replay", "stats"]
-
-Sleep = Callable[[float], Awaitable[None]]
-Echo = Callable[[str], None]
+__all__ = ["Held", "Peeked", "Stats", "Validator", "describe", "format_age", "peek", "show_body", "stats"]
 
 # How long a read hides a DLQ message: long enough to finish with a batch, short enough that a
-# message is back soon even if the command is killed before it can unhide it.
+# message is back soon even if the command is killed before it can unhide it. A long replay renews
+# the hold of what it still holds (Held.renew) rather than hiding messages for longer.
 HOLD_SECONDS = 60
 WAIT_SECONDS = 1  # long poll: an empty answer then means "nothing left", not "unlucky sample"
 BATCH = 10  # SQS's limit per receive
@@ -53,18 +45,20 @@ class Validator:
         return request
 
 
-class _Held:
-    """Messages this command has hidden, by message id, with their latest receipt handle."""
+class Held:
+    """Messages this command has hidden, by message id, with their latest receipt handle (SQS changes
+    the handle on every receive, and on AWS a delete with an older one may succeed and delete nothing)."""
 
-    def __init__(self, sqs: QueueAdmin, url: str) -> None:
+    def __init__(self, sqs: QueueAdmin, url: str, hold_seconds: int = HOLD_SECONDS) -> None:
         self._sqs = sqs
         self.url = url
+        self.hold_seconds = hold_seconds
         self.receipts: dict[str, str] = {}
 
     async def receive(self, max_messages: int) -> tuple[list[Message], list[Message]]:
         """(messages not seen before, messages seen before) of one receive; all of them stay hidden."""
         batch = await self._sqs.receive(
-            self.url, max_messages=max_messages, visibility=HOLD_SECONDS, wait=WAIT_SECONDS
+            self.url, max_messages=max_messages, visibility=self.hold_seconds, wait=WAIT_SECONDS
         )
         new = [m for m in batch if m.message_id not in self.receipts]
         again = [m for m in batch if m.message_id in self.receipts]
@@ -72,20 +66,40 @@ class _Held:
             self.receipts[message.message_id] = message.receipt  # only the latest handle works
         return new, again
 
+    def receipt(self, message: Message) -> str:
+        """The newest receipt handle of a held message."""
+        return self.receipts.get(message.message_id, message.receipt)
+
     def forget(self, message: Message) -> None:
         """The message left the DLQ (deleted): nothing to unhide."""
         self.receipts.pop(message.message_id, None)
 
-    async def release_all(self) -> int:
-        """Make every held message visible again. Best effort: one that fails reappears by itself
-        after HOLD_SECONDS. Returns how many could not be released."""
+    async def renew(self) -> int:
+        """Hide every held message for another hold from now. Returns how many could not be renewed
+        (and are still held: one deleted meanwhile does not count)."""
         failed = 0
-        for receipt in self.receipts.values():
+        for message_id, receipt in list(self.receipts.items()):
+            try:
+                await self._sqs.set_visibility(self.url, receipt, self.hold_seconds)
+            except OpsError:
+                if self.receipts.get(message_id) == receipt:
+                    failed += 1
+        return failed
+
+    async def release_all(self, *, give_up_after_failure: bool = False) -> int:
+        """Make every held message visible again. Best effort: one that fails reappears by itself
+        after the hold. Returns how many could not be released; with `give_up_after_failure` (SQS is
+        known to be failing), the first failure counts for all that remain."""
+        failed = 0
+        receipts = list(self.receipts.values())
+        self.receipts.clear()
+        for i, receipt in enumerate(receipts):
             try:
                 await self._sqs.set_visibility(self.url, receipt, 0)
             except OpsError:
+                if give_up_after_failure:
+                    return failed + len(receipts) - i
                 failed += 1
-        self.receipts.clear()
         return failed
 
 
@@ -105,7 +119,7 @@ async def stats(sqs: QueueAdmin, dlq_url: str, queue_url: str | None, *, sample:
     ApproximateAgeOfOldestMessage lags by minutes), so up to `sample` messages are read and put back."""
     counts = await sqs.counts(dlq_url)
     queue = await sqs.counts(queue_url) if queue_url else None
-    held = _Held(sqs, dlq_url)
+    held = Held(sqs, dlq_url)
     oldest: int | None = None
     seen = 0
     try:
@@ -134,7 +148,7 @@ class Peeked:
 
 async def peek(sqs: QueueAdmin, dlq_url: str, validate: Validator, *, limit: int) -> list[Peeked]:
     """Up to `limit` DLQ messages, each judged as the worker would judge it; none is consumed."""
-    held = _Held(sqs, dlq_url)
+    held = Held(sqs, dlq_url)
     found: list[Peeked] = []
     try:
         while len(found) < limit:
@@ -151,42 +165,7 @@ async def peek(sqs: QueueAdmin, dlq_url: str, validate: Validator, *, limit: int
     return found[:limit]
 
 
-# ---- replay --------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class ReplaySummary:
-    received: int = 0
-    replayed: int = 0
-    would_replay: int = 0
-    invalid_kept: int = 0
-    dropped: int = 0
-    send_failed: int = 0
-    not_deleted: int = 0  # sent, but still in the DLQ too: a duplicate, never a loss
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.send_failed or self.not_deleted)
-
-
-class _Pace:
-    """At most `rate` sends per second (0 = no limit), so a big replay does not stampede the worker."""
-
-    def __init__(self, rate: float, sleep: Sleep, clock: Callable[[], float] = time.monotonic) -> None:
-        self._interval = 1 / rate if rate > 0 else 0.0
-        self._sleep = sleep
-        self._clock = clock
-        self._next: float | None = None
-
-    async def wait(self) -> None:
-        if not self._interval:
-            return
-        now = self._clock()
-        if self._next is not None and self._next > now:
-            await self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self._interval
+# ---- shared by the commands ----------------------------------------------------------------------
 
 
 def describe(message: Message) -> str:
@@ -208,112 +187,6 @@ def format_age(seconds: float) -> str:
     if hours < 48:
         return f"{hours} h {minutes:02d} min"
     return f"{hours // 24} d {hours % 24} h"
-
-
-async def replay(
-    sqs: QueueAdmin,
-    dlq_url: str,
-    queue_url: str,
-    validate: Validator,
-    *,
-    limit: int | None,
-    dry_run: bool,
-    drop_invalid: bool,
-    rate: float,
-    sleep: Sleep = asyncio.sleep,
-    echo: Echo = print,
-) -> ReplaySummary:
-    """Move DLQ messages back to `queue_url`, one line per message. Invalid messages stay in the DLQ
-    (reported) unless `drop_invalid`; a dry run sends and deletes nothing."""
-    run = _Replay(
-        sqs, _Held(sqs, dlq_url), queue_url, validate, dry_run, drop_invalid, _Pace(rate, sleep), echo
-    )
-    # A slow --rate takes fewer messages per receive, so that none outstays its hold before it is sent.
-    batch = BATCH if rate <= 0 or dry_run else max(1, min(BATCH, int(rate * HOLD_SECONDS / 2)))
-    try:
-        while limit is None or run.summary.received < limit:
-            want = batch if limit is None else min(batch, limit - run.summary.received)
-            new, _ = await run.held.receive(want)
-            if not new:
-                break  # empty, or only messages this run keeps (invalid ones, dry-run ones)
-            for message in new:
-                await run.one(message)
-    finally:
-        unreleased = await run.held.release_all()
-        if unreleased:
-            run.summary.errors.append(
-                f"{unreleased} kept message(s) could not be made visible again; "
-                f"they reappear in the DLQ within {HOLD_SECONDS} s"
-            )
-    return run.summary
-
-
-@dataclass(slots=True)
-class _Replay:
-    """The state of one replay run."""
-
-    sqs: QueueAdmin
-    held: _Held
-    queue_url: str
-    validate: Validator
-    dry_run: bool
-    drop_invalid: bool
-    pace: _Pace
-    echo: Echo
-    summary: ReplaySummary = field(default_factory=ReplaySummary)
-
-    async def one(self, message: Message) -> None:
-        self.summary.received += 1
-        try:
-            request = self.validate(message.body)
-        except InvalidMessage as exc:
-            await self._invalid(message, str(exc))
-            return
-        what = f"board={request.board} reason={request.reason}"
-        if self.dry_run:
-            self.summary.would_replay += 1
-            self._line("would replay", message, what)
-            return
-        await self.pace.wait()
-        try:
-            await self.sqs.send(
-                self.queue_url,
-                message.body,
-                attributes=message.attributes,
-                group_id=message.group_id,
-                dedup_id=message.message_id,
-            )
-        except OpsError as exc:
-            self.summary.send_failed += 1
-            self.summary.errors.append(f"{message.message_id}: not sent: {exc}")
-            self._line("FAILED", message, f"not sent ({exc}); it stays in the DLQ")
-            return
-        try:
-            await self.sqs.delete(self.held.url, message.receipt)
-        except OpsError as exc:
-            self.summary.not_deleted += 1
-            self.summary.errors.append(f"{message.message_id}: sent but not deleted from the DLQ: {exc}")
-            self._line("DUPLICATE", message, f"sent, but still in the DLQ ({exc})")
-            return
-        self.held.forget(message)
-        self.summary.replayed += 1
-        self._line("replayed", message, what)
-
-    async def _invalid(self, message: Message, problem: str) -> None:
-        if not self.drop_invalid:
-            self.summary.invalid_kept += 1
-            self._line("kept", message, f"invalid: {problem}")
-        elif self.dry_run:
-            self.summary.invalid_kept += 1
-            self._line("would drop", message, f"invalid: {problem}")
-        else:
-            await self.sqs.delete(self.held.url, message.receipt)
-            self.held.forget(message)
-            self.summary.dropped += 1
-            self._line("dropped", message, f"invalid: {problem}; body was {show_body(message.body)}")
-
-    def _line(self, verb: str, message: Message, detail: str) -> None:
-        self.echo(f"[{self.summary.received}] {verb:<12} {describe(message)}: {detail}")
 
 
 def show_body(body: str, limit: int = 300) -> str:

@@ -91,8 +91,9 @@ def _int(value: Any) -> int | None:
 class SqsAdmin:
     """One SQS client for one command; use as `async with SqsAdmin(region) as sqs:`."""
 
-    def __init__(self, region: str | None) -> None:
+    def __init__(self, region: str | None, *, attempts: int = 3) -> None:
         self._region = region
+        self._attempts = attempts
         self._stack = AsyncExitStack()
         self._client: Any = None
 
@@ -101,7 +102,7 @@ class SqsAdmin:
         from botocore.exceptions import BotoCoreError
 
         # Long polls wait up to 20 s, so reads get more time than the API's send-only client.
-        config = sqs_client_config(connect_timeout=3.0, read_timeout=30.0, attempts=3)
+        config = sqs_client_config(connect_timeout=3.0, read_timeout=30.0, attempts=self._attempts)
         try:
             self._client = await self._stack.enter_async_context(
                 aioboto3.Session().client("sqs", region_name=self._region, config=config)
@@ -127,6 +128,7 @@ class SqsAdmin:
         from botocore.exceptions import (
             ClientError,
             ConnectionError,
+            HTTPClientError,
             NoCredentialsError,
             NoRegionError,
             PartialCredentialsError,
@@ -141,7 +143,7 @@ class SqsAdmin:
             )
         if isinstance(exc, NoRegionError):
             return UsageError(f"{what}: no AWS region (set AWS_REGION)")
-        if isinstance(exc, ConnectionError):
+        if isinstance(exc, ConnectionError | HTTPClientError):  # refused, reset, closed, timed out
             return OperationFailed(f"{what}: cannot reach SQS ({type(exc).__name__}: {str(exc)[:200]})")
         return OperationFailed(f"{what}: {type(exc).__name__}: {str(exc)[:200]}")
 
