@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from common.boards import BoardRegistry, BoardSyntaxError, parse_board_list
 
@@ -23,6 +23,7 @@ __all__ = [
     "WorkerSettings",
     "register_secret",
     "registered_secrets",
+    "url_without_password",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -47,6 +48,40 @@ def register_secret(value: str) -> None:
     """Mark a value fetched at run time (e.g. from Secrets Manager) for redaction in every log line."""
     if len(value) >= MIN_SECRET_LENGTH:
         _SECRETS.add(value)
+
+
+def _register_url_credentials(url: str) -> None:
+    """A connection URL's secrets: its password, as written and decoded, and a `password` query
+    parameter (libpq accepts both); the whole URL too when it holds one. A URL without a password (a
+    local socket, trust or .pgpass authentication) holds no secret, and can be shown as it is."""
+    try:
+        parts = urlsplit(url)
+        passwords = [parts.password or ""]
+        passwords += [value for key, value in parse_qsl(parts.query) if key == "password"]
+    except ValueError:  # unparseable: keep all of it out of the logs
+        register_secret(url)
+        return
+    for password in filter(None, passwords):
+        register_secret(password)
+        register_secret(unquote(password))
+        register_secret(url)
+
+
+def url_without_password(url: str) -> str:
+    """A connection URL as it may be shown: its password (and a `password` query parameter) as ***.
+    A URL without one comes back unchanged (the local stack's socket URL is used as it is shown)."""
+    try:
+        parts = urlsplit(url)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if parts.password:
+            userinfo, _, host = parts.netloc.rpartition("@")
+            parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
+        if any(key == "password" for key, _ in pairs):
+            masked = [(key, "***" if key == "password" else value) for key, value in pairs]
+            parts = parts._replace(query=urlencode(masked, safe="/*:"))
+    except ValueError:
+        return "***"
+    return urlunsplit(parts)
 
 
 class ConfigError(Exception):
@@ -287,9 +322,11 @@ class SourceSettings:
         supabase_url = env.url("SUPABASE_URL", schemes=("https", "http"))
         supabase_key = env.secret("SUPABASE_KEY")
         secret_arn = env.string("SUPABASE_KEY_SECRET_ARN")
-        database_url = env.secret("DATABASE_URL")
-        if database_url is not None and urlsplit(database_url).scheme not in ("postgres", "postgresql"):
-            env.problems.append("DATABASE_URL must be a postgresql:// URL")
+        database_url = env.raw("DATABASE_URL")
+        if database_url is not None:
+            _register_url_credentials(database_url)
+            if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
+                env.problems.append("DATABASE_URL must be a postgresql:// URL")
         api_url = env.url("LEADERBOARD_API_URL", schemes=("https", "http"))
         configured = [
             kind
