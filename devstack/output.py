@@ -8,6 +8,10 @@ how a line looks on the supervisor's stdout.
   one per request) are left out: they are noise in a terminal.
 - json (anything else): one JSON object per line, always. A child's JSON line gets a `"process"` key;
   a line that is not JSON (a traceback, uvicorn's plain logging) is wrapped as a message.
+
+Every line written, to stdout or stderr, the children's included, goes through the services' own
+redaction (common.logs.redact_text): a child's traceback or a library's plain-text line is not redacted
+by the child's structlog, and the supervisor's own lines name engines and URLs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
+
+from common.logs import redact_text
 
 __all__ = ["Output"]
 
@@ -34,14 +40,18 @@ def _timestamp() -> str:
 
 
 class Output:
-    def __init__(self, pretty: bool, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, pretty: bool, stream: TextIO | None = None, error_stream: TextIO | None = None
+    ) -> None:
         self.pretty = pretty
         self._stream = stream
+        self._error_stream = error_stream
         self._lock = threading.Lock()  # moto's and pgserver's threads may report too
         self._renderer = structlog.dev.ConsoleRenderer(event_key="message") if pretty else None
 
-    def _write(self, text: str) -> None:
-        stream = self._stream or sys.stdout
+    def _write(self, text: str, stream: TextIO | None = None) -> None:
+        stream = stream or self._stream or sys.stdout
+        text = redact_text(text)
         with self._lock:
             try:
                 stream.write(text + "\n")
@@ -81,7 +91,8 @@ class Output:
 
     def block(self, lines: Iterable[str]) -> None:
         """Plain text for people (the ready banner); console mode only."""
-        with self._lock:
-            stream = self._stream or sys.stdout
-            stream.write("\n".join(lines) + "\n")
-            stream.flush()
+        self._write("\n".join(lines))
+
+    def stderr(self, line: str) -> None:
+        """A line for whoever started the stack (errors, the ready hint), on stderr."""
+        self._write(line, self._error_stream or sys.stderr)

@@ -30,7 +30,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 import time
 import traceback
@@ -39,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common.config import url_without_password
 from devstack import database
 from devstack.banner import banner, examples
 from devstack.embedded import Engines
@@ -123,7 +123,7 @@ class Stack:
     def _fail(self, message: str) -> int:
         if not self.out.pretty:
             self.out.event("error", "failed", error=message)
-        print(f"devstack: error: {message}".splitlines()[0], file=sys.stderr, flush=True)
+        self.out.stderr(f"devstack: error: {message}".splitlines()[0])
         return 1
 
     def _check(self) -> None:
@@ -222,7 +222,7 @@ class Stack:
         code = child.process.returncode
         self.out.event("error", "child_exited", child=child.name, code=code)
         message = f"{child.name} exited unexpectedly (code {code}); its last lines are above"
-        print(f"devstack: error: {message}", file=sys.stderr, flush=True)
+        self.out.stderr(f"devstack: error: {message}")
         return 1
 
     async def _schedule(self) -> None:
@@ -266,7 +266,7 @@ class Stack:
                 "embedded": valkey is not None,
                 "pid": valkey.pid if valkey else None,
             },
-            "database_url": self.database_url,
+            "database_url": url_without_password(self.database_url) if self.database_url else None,
             "postgres_pid": postgres.pid if postgres else None,
             "sqs": {
                 "endpoint": child_env.get("AWS_ENDPOINT_URL_SQS"),
@@ -295,7 +295,7 @@ class Stack:
             self.out.event("info", "ready", curl=examples(url, self.example), **info)
             # stdout is a file or a pipe (JSON lines); whoever started us may be looking at stderr.
             hint = f"devstack: ready at {url} (JSON logs on stdout; try: {examples(url, self.example)[0]})"
-            print(hint, file=sys.stderr, flush=True)
+            self.out.stderr(hint)
             return
         if self.seeded:
             seeded = f"seeded {self.seeded.rows:,} results in {self.seeded.seconds:.1f} s"

@@ -39,6 +39,7 @@ from tests.e2e.harness import (
 from tests.openapi import check_response
 
 pytestmark = pytest.mark.timeout(180)
+DB_PASSWORD = "e2e-db-password-7d8e9f"  # a throwaway, for the redaction check
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +287,7 @@ def test_a_failing_source_keeps_serving_stale_and_dead_letters_the_request(
     env = clean_env(
         VALKEY_HOST=valkey["host"],
         VALKEY_PORT=str(valkey["port"]),
-        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{closed}/postgres",
+        DATABASE_URL=f"postgresql://postgres:{DB_PASSWORD}@127.0.0.1:{closed}/postgres",
         SOURCE_RETRY_ATTEMPTS="2",
         SOURCE_RETRY_BASE_MS="10",
         SOURCE_TIMEOUT_MS="1000",
@@ -294,7 +295,8 @@ def test_a_failing_source_keeps_serving_stale_and_dead_letters_the_request(
     broken = start_stack(tmp_path, "--api-workers", "1", env=env)
     try:
         info = broken.wait_ready()
-        assert info["database_url"] == env["DATABASE_URL"] and info["postgres_pid"] is None
+        assert info["database_url"] == f"postgresql://postgres:***@127.0.0.1:{closed}/postgres"
+        assert info["postgres_pid"] is None
         wait_until_stale(broken)
         # When clients keep reading through it while its worker fails
         dlq = sqs_client(info["sqs"]["endpoint"])
@@ -316,6 +318,10 @@ def test_a_failing_source_keeps_serving_stale_and_dead_letters_the_request(
         assert {f["error_type"] for f in failures} == {"SourceUnavailable"}
     finally:
         broken.kill()
+        # And the database password appeared in no line of the stack's (ready line included)
+        assert broken.logs("ready", process="devstack")
+        assert not [line for line in broken.lines if DB_PASSWORD in json.dumps(line)]
+        assert DB_PASSWORD not in broken.stderr
         # The broken stack's API left its "refresh requested" marker on the shared board: clear it.
         marker = KeySpace("active_leaderboard")("global").refresh_marker
         import subprocess
