@@ -4,13 +4,26 @@ routes that turn a parsed request into one service call and its response."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from api_lambda.http import ApiError, Request, Response, bad_request, error_response, not_found, parse_event
+from api_lambda.http import (
+    ALLOW,
+    ApiError,
+    CachePolicy,
+    Cors,
+    Request,
+    Response,
+    bad_request,
+    error_response,
+    event_header,
+    not_found,
+    parse_event,
+)
 from api_lambda.service import (
     BoardView,
     LeaderboardService,
@@ -39,7 +52,9 @@ __all__ = ["ApiApp", "MisconfiguredApp", "build_app"]
 log = get_logger(__name__)
 
 _USER_PREFIX = "/leaderboard/users/"
-_ALLOW = "GET, HEAD"
+# A UUID in any case: RFC 9562 makes them case-insensitive, and PostgreSQL stores and prints them in
+# lower case, so a requested UUID is looked up in that canonical form. Other ids are compared exactly.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 ANSWER_MARGIN_MS = 300  # what an answer needs after the wait: a last read, the response, the log
 _COUNT_METRIC = {"HIT": "Hit", "STALE": "Stale", "MISS": "Miss"}
 MAX_OFFSET = 10_000_000
@@ -50,7 +65,7 @@ def _one(request: Request, name: str, code: str, what: str) -> str | None:
     if values is None:
         return None
     if len(values) != 1:
-        raise bad_request(code, f"{name} must be given once; {what}")
+        raise bad_request(code, f"{name} must be given once")
     return values[0]
 
 
@@ -81,17 +96,14 @@ class ApiApp:
         self.queue = queue
         self.metrics = metrics
         self.service = LeaderboardService(settings, cache, queue, metrics)
-        # max-age is the whole freshness window and Age says how much of it is used up: caches count
-        # a response as fresh while max-age > Age (RFC 9111 4.2), so max-age must not subtract the age
-        # again. With LEADERBOARD_MAX_STALE_SECONDS set, caches may not serve older copies either.
-        limit = settings.max_stale_seconds
-        swr = settings.stale_while_revalidate_seconds
-        sie = settings.stale_if_error_seconds
-        if limit is not None:
-            room = max(0, limit - settings.boards.fresh_seconds)
-            swr, sie = min(swr, room), min(sie, room)
-        fresh = settings.boards.fresh_seconds
-        self._cache_control = f"public, max-age={fresh}, stale-while-revalidate={swr}, stale-if-error={sie}"
+        self.caching = CachePolicy(
+            fresh_seconds=settings.boards.fresh_seconds,
+            stale_max_age=settings.stale_max_age_seconds,
+            stale_while_revalidate=settings.stale_while_revalidate_seconds,
+            stale_if_error=settings.stale_if_error_seconds,
+            max_stale_seconds=settings.max_stale_seconds,
+        )
+        self.cors = Cors(settings.cors_origins)
 
     # ---- the Lambda entry (sync) ----------------------------------------------------------------
 
@@ -116,7 +128,7 @@ class ApiApp:
         except Exception:
             log.exception("request_failed")
             response = error_response(ApiError(500, "internal_error", "internal error"))
-        return response.to_event(head=head)
+        return self.cors.apply(response, event_header(event, "origin")).to_event(head=head)
 
     async def close(self) -> None:
         """Close the container's clients (tests and the local stack; Lambda just freezes the container)."""
@@ -127,14 +139,17 @@ class ApiApp:
 
     async def handle(self, request: Request) -> Response:
         path = request.path
+        user_id = path[len(_USER_PREFIX) :] if path.startswith(_USER_PREFIX) else ""
         if path == "/leaderboard":
             route = self._page
-        elif path.startswith(_USER_PREFIX) and USER_ID.fullmatch(path[len(_USER_PREFIX) :]):
+        elif user_id and "/" not in user_id:  # its syntax is checked in _user: a bad id is a 400
             route = self._user
         else:
             raise not_found("not_found", "no such resource; try GET /leaderboard")
+        if request.method == "OPTIONS":
+            return self.cors.options(request)
         if request.method not in ("GET", "HEAD"):
-            raise ApiError(405, "method_not_allowed", "only GET and HEAD are allowed", {"Allow": _ALLOW})
+            raise ApiError(405, "method_not_allowed", "only GET and HEAD are allowed", {"Allow": ALLOW})
         board = self._board(request)
         try:
             view = await route(request, board)
@@ -159,17 +174,19 @@ class ApiApp:
     async def _page(self, request: Request, board: str) -> BoardView:
         s = self.settings
         count = _integer(request, "count", "invalid_count", s.default_count, (1, s.max_count))
+        # Past the last stored entry the page is empty (entries [], next null), not an error: the
+        # contract (openapi.yaml) can state that rule, and it does not depend on the board's size.
         offset = _integer(request, "offset", "invalid_offset", 0, (0, MAX_OFFSET))
-        view = await self.service.page(board, offset, count)
-        if offset > view.header.size:
-            raise bad_request(
-                "invalid_offset", f"offset must be at most {view.header.size}, the board's size"
-            )
-        return view
+        return await self.service.page(board, offset, count)
 
     async def _user(self, request: Request, board: str) -> BoardView:
+        user_id = request.path[len(_USER_PREFIX) :]
+        if not USER_ID.fullmatch(user_id):
+            raise bad_request("invalid_user_id", "user_id must be 1 to 128 visible characters")
+        if _UUID.fullmatch(user_id):
+            user_id = user_id.lower()
         around = _integer(request, "around", "invalid_around", 0, (0, self.settings.max_around))
-        return await self.service.user(board, request.path[len(_USER_PREFIX) :], around)
+        return await self.service.user(board, user_id, around)
 
     # ---- responses ------------------------------------------------------------------------------
 
@@ -224,11 +241,12 @@ class ApiApp:
 
     def _respond(self, request: Request, view: BoardView, body: str) -> Response:
         etag = f'"{view.header.version}"'
+        # No `Age`: this answer was made now; the snapshot's age has its own header (CachePolicy says why).
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": self._cache_control,
+            "Cache-Control": self.caching.cache_control(view.age_seconds),
             "ETag": etag,
-            "Age": str(int(view.age_seconds)),
+            "X-Snapshot-Age": str(int(view.age_seconds)),
             "X-Cache": view.cache_status,
         }
         if _etag_matches(request.if_none_match, etag):

@@ -3,20 +3,29 @@
 Every error leaves through `error_response`, as the documented JSON body. Whatever arrives — a malformed
 event, bytes that are not UTF-8, a query string with a thousand fields — becomes an ApiError here or in
 api_lambda/app.py (where domain outcomes are mapped), never a traceback.
+
+The headers every client and cache in between relies on are decided here too: `CachePolicy` (how long a
+HIT, STALE or MISS answer may be kept, see README "HTTP caching"), `Cors` (which browser pages may read
+the answers) and `Response.to_event` (nosniff, and HEAD/304 framing).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 __all__ = [
     "ApiError",
+    "CachePolicy",
+    "Cors",
     "Request",
     "Response",
     "error_response",
+    "event_header",
     "parse_event",
 ]
 
@@ -24,6 +33,11 @@ MAX_QUERY_FIELDS = 64
 MAX_QUERY_LENGTH = 4096
 MAX_PATH_LENGTH = 1024
 JSON_TYPE = "application/json; charset=utf-8"
+ALLOW = "GET, HEAD, OPTIONS"  # what `Allow` lists: OPTIONS answers CORS preflights
+CORS_METHODS = "GET, HEAD"  # what a cross-origin page may send
+CORS_REQUEST_HEADERS = "If-None-Match"  # the one non-safelisted request header the API reads
+CORS_EXPOSED_HEADERS = "ETag, X-Cache, X-Snapshot-Age, Retry-After"  # readable by the page's script
+CORS_MAX_AGE_SECONDS = 600  # how long a browser may reuse a preflight answer (template.yaml: MaxAge)
 
 
 class ApiError(Exception):
@@ -54,6 +68,8 @@ class Request:
     if_none_match: str | None
     request_id: str | None
     version: str  # "2.0" or "1.0"
+    origin: str | None = None  # the browser page's origin, for CORS
+    preflight_method: str | None = None  # Access-Control-Request-Method: set on a CORS preflight
 
 
 @dataclass(slots=True)
@@ -63,13 +79,105 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     def to_event(self, head: bool = False) -> dict[str, Any]:
-        """The proxy-integration result; every Response is built with its Content-Type already."""
-        return {
-            "statusCode": self.status,
-            "headers": self.headers,
-            "body": "" if head else self.body,
-            "isBase64Encoded": False,
+        """The proxy-integration result; every Response is built with its Content-Type already.
+
+        `nosniff` goes on every answer: bodies carry user-chosen names (`<script>…` is a valid username)
+        and must never be sniffed into HTML. A HEAD answer has no body but the Content-Length the GET
+        would have had (RFC 9110 9.3.2); a 304 has neither (an API Gateway or HTTP server in front must
+        not invent `Content-Length: 0`, which caches would store as the entity's length).
+        """
+        headers = self.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        body = self.body
+        if self.status in (204, 304):
+            body = ""
+        elif head:
+            headers["Content-Length"] = str(len(body.encode()))
+            body = ""
+        return {"statusCode": self.status, "headers": headers, "body": body, "isBase64Encoded": False}
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """How long caches may keep an answer, from the snapshot's age (README "HTTP caching" says why).
+
+    - Fresh (HIT, MISS): `max-age` is what is left of the freshness window, rounded up, and no `Age`
+      is sent. Caches (Varnish, CloudFront, browsers) subtract an origin's `Age` from `max-age`, so the
+      old pair "max-age=window, Age=snapshot age" made every answer past the window uncacheable
+      (Varnish stores remaining TTL <= 0 as hit-for-miss). Rounding up keeps a cached copy until the
+      snapshot is stale, never a second too short, so the next fetch is the one that asks for a refresh.
+    - STALE, refresh just requested: `max-age` lasts until `stale_max_age` after the snapshot went
+      stale, when the refresh should have landed; the next fetch then gets the new snapshot.
+    - STALE for longer than that (the refresh is failing, or nobody read the board for a while): one
+      freshness window at a time, so an outage costs caches one origin request per URL per window.
+    - `stale-while-revalidate` and `stale-if-error` as configured, both capped so that no cache serves
+      a copy older than LEADERBOARD_MAX_STALE_SECONDS (when set).
+    """
+
+    fresh_seconds: int
+    stale_max_age: int
+    stale_while_revalidate: int
+    stale_if_error: int
+    max_stale_seconds: int | None = None
+
+    def max_age(self, age_seconds: float) -> int:
+        fresh = self.fresh_seconds
+        if age_seconds < fresh:
+            return math.ceil(fresh - age_seconds)
+        stale_for = age_seconds - fresh
+        if stale_for < self.stale_max_age:
+            return math.ceil(self.stale_max_age - stale_for)
+        return fresh
+
+    def cache_control(self, age_seconds: float) -> str:
+        max_age = self.max_age(age_seconds)
+        swr, sie = self.stale_while_revalidate, self.stale_if_error
+        if self.max_stale_seconds is not None:
+            room = max(0, math.floor(self.max_stale_seconds - age_seconds))
+            max_age = min(max_age, room)
+            swr, sie = min(swr, room - max_age), min(sie, room - max_age)
+        return _cache_control(max_age, swr, sie)
+
+
+@lru_cache(maxsize=1024)
+def _cache_control(max_age: int, swr: int, sie: int) -> str:
+    return f"public, max-age={max_age}, stale-while-revalidate={swr}, stale-if-error={sie}"
+
+
+class Cors:
+    """CORS answers, the same as API Gateway's `CorsConfiguration` gives in AWS (template.yaml), for
+    `make dev`, REST APIs and any other front. With `*` (the default: public data, no credentials)
+    every answer says so and does not vary; with a list, only a listed Origin is echoed back and every
+    answer carries `Vary: Origin`, so that caches keep one copy per origin."""
+
+    def __init__(self, origins: tuple[str, ...]) -> None:
+        self._any = origins == ("*",)
+        self._origins = frozenset(origins)
+        self._wildcard = {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS,
         }
+
+    def apply(self, response: Response, origin: str | None) -> Response:
+        """Add the CORS headers for a request from `origin` (None: not from a browser page)."""
+        headers = response.headers
+        if self._any:
+            headers.update(self._wildcard)
+            return response
+        headers["Vary"] = f"{headers['Vary']}, Origin" if "Vary" in headers else "Origin"
+        if origin is not None and origin.lower() in self._origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+        return response
+
+    def options(self, request: Request) -> Response:
+        """OPTIONS on a resource: 204 with `Allow`, plus the preflight answer when it is one."""
+        headers = {"Allow": ALLOW, "Cache-Control": "no-store"}
+        if request.origin is not None and request.preflight_method is not None:
+            headers["Access-Control-Allow-Methods"] = CORS_METHODS
+            headers["Access-Control-Allow-Headers"] = CORS_REQUEST_HEADERS
+            headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
+        return Response(204, "", headers)
 
 
 def error_response(error: ApiError) -> Response:
@@ -148,6 +256,15 @@ def _strip_stage(path: str, stage: str | None) -> str:
     return path
 
 
+def event_header(event: Any, name: str) -> str | None:
+    """One request header (lowercase `name`) of either payload version, or None; never raises."""
+    if not isinstance(event, dict):
+        return None
+    if event.get("version") == "2.0":
+        return _header_v2(event.get("headers"), name)
+    return _header_v1(event.get("headers"), event.get("multiValueHeaders"), name)
+
+
 def parse_event(event: Any) -> Request:
     """Turn an API Gateway proxy event (either payload version) into a Request, or raise ApiError."""
     if not isinstance(event, dict):
@@ -190,4 +307,6 @@ def parse_event(event: Any) -> Request:
         if_none_match=if_none_match,
         request_id=_as_str(context.get("requestId")),
         version=version,
+        origin=event_header(event, "origin"),
+        preflight_method=event_header(event, "access-control-request-method"),
     )

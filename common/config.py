@@ -7,6 +7,7 @@ a mistyped secret pasted into the wrong variable must not end up in CloudWatch.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -268,6 +269,9 @@ class ApiSettings:
     stale_if_error_seconds: int = 86_400
     metrics_namespace: str = "Leaderboard"
     service: str = "leaderboard-api"
+    # ---- the HTTP face (issue 13): who may call from a browser; how long caches keep a STALE answer
+    cors_origins: tuple[str, ...] = ("*",)
+    stale_max_age_seconds: int = 5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -295,9 +299,31 @@ class ApiSettings:
             ),
             metrics_namespace=env.string("METRICS_NAMESPACE", "Leaderboard") or "Leaderboard",
             service=env.string("POWERTOOLS_SERVICE_NAME", "leaderboard-api") or "leaderboard-api",
+            # ---- the HTTP face (issue 13)
+            cors_origins=_cors_origins(env),
+            stale_max_age_seconds=env.integer(
+                "LEADERBOARD_STALE_MAX_AGE_SECONDS", 5, minimum=1, maximum=86_400
+            ),
         )
         env.check()
         return settings
+
+
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _cors_origins(env: EnvReader) -> tuple[str, ...]:
+    """`*` or a comma-separated list of origins as browsers send them (scheme://host[:port], no path)."""
+    raw = env.string("LEADERBOARD_CORS_ORIGINS", "*") or "*"
+    origins = tuple(part.strip().lower() for part in raw.split(","))
+    if origins == ("*",):
+        return origins
+    if not all(_ORIGIN.fullmatch(origin) for origin in origins):
+        env.problems.append(
+            "LEADERBOARD_CORS_ORIGINS must be * or comma-separated origins like https://example.com"
+        )
+        return ("*",)
+    return origins
 
 
 SOURCE_KINDS = ("supabase", "postgres", "http")

@@ -141,6 +141,21 @@ def response_parts(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
         return _message(500, "Internal Server Error")
 
 
+def _framed(head: bool, status: int, headers: list[tuple[str, str]], payload: bytes) -> list[tuple[str, str]]:
+    """`Content-Length` as RFC 9110 wants it: the body's length. On HEAD, the length the GET would
+    have had: the handler's own header (our handler sends no body on HEAD), else the length of the
+    body it returned anyway, else none. None on 204 and 304 (8.6, 15.4.5), which have no content."""
+    given = [v for k, v in headers if k == "content-length"]
+    framed = [(k, v) for k, v in headers if k != "content-length"]
+    if status in (204, 304) or status < 200:
+        return framed
+    if head and given:
+        return [*framed, ("content-length", given[-1])]
+    if head and not payload:
+        return framed
+    return [*framed, ("content-length", str(len(payload)))]
+
+
 class HttpApiGateway:
     """The ASGI application. `handler` is "module:function", imported in the handler thread at
     startup (Lambda's init phase); `on_ready` runs once the handler is loaded."""
@@ -220,9 +235,8 @@ class HttpApiGateway:
         else:
             event = build_event(scope, body, request_id)
             status, headers, payload = await self._call(event)
-        head = scope.get("method") == "HEAD"
-        headers = [(k, v) for k, v in headers if k != "content-length"]
-        headers += [("content-length", str(len(payload))), ("apigw-requestid", request_id)]
+        headers = _framed(scope.get("method") == "HEAD", status, headers, payload)
+        headers.append(("apigw-requestid", request_id))
         await send(
             {
                 "type": "http.response.start",
@@ -230,7 +244,7 @@ class HttpApiGateway:
                 "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
             }
         )
-        await send({"type": "http.response.body", "body": b"" if head else payload})
+        await send({"type": "http.response.body", "body": b"" if scope.get("method") == "HEAD" else payload})
         query = scope.get("query_string", b"").decode("latin-1")
         log.info(
             "http_request",

@@ -42,5 +42,5 @@ def check_response(path_template: str, response: dict[str, Any], method: str = "
     schema = {**content["application/json"]["schema"], "components": spec()["components"]}
     Draft202012Validator(schema).validate(json.loads(response["body"]))
     if status == "200":
-        for header in ("ETag", "Cache-Control", "Age", "X-Cache"):
+        for header in ("ETag", "Cache-Control", "X-Snapshot-Age", "X-Cache"):
             assert header in response["headers"], header

@@ -145,7 +145,8 @@ def whole_board(stack: StackProcess, not_before_ms: int) -> tuple[dict[str, Any]
 
 def as_event(response: httpx.Response) -> dict[str, Any]:
     """The response in API Gateway's shape, for tests/openapi.py."""
-    names = {"content-type": "Content-Type", "etag": "ETag", "cache-control": "Cache-Control", "age": "Age",
+    names = {"content-type": "Content-Type", "etag": "ETag", "cache-control": "Cache-Control",
+             "x-snapshot-age": "X-Snapshot-Age",
              "x-cache": "X-Cache", "retry-after": "Retry-After"}  # fmt: skip
     headers = {names.get(k, k): v for k, v in response.headers.items()}
     return {"statusCode": response.status_code, "headers": headers, "body": response.text}
