@@ -27,7 +27,7 @@ import pytest
 
 from testkit.engines import ValkeyServer
 from tests.e2e.harness import StackProcess, clean_env, eventually, start_stack
-from tests.e2e.varnish import SAMPLE_VCL, UpstreamSource, Varnish, varnishd_binary
+from tests.e2e.rig import SAMPLE_VCL, UpstreamSource, Varnish, varnishd_binary
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -1,4 +1,4 @@
-"""A real Varnish (Debian's `varnish`) for the tests, and an upstream leaderboard that can be switched off.
+"""A real Varnish (Debian's `varnish`) and an upstream leaderboard that the e2e tests can switch off.
 
 `Varnish` runs `varnishd -F` on a free loopback port with its own work directory (`-n`), so that
 several can run beside each other and nothing system-wide is touched; `backend_requests()` reads what
