@@ -1,7 +1,7 @@
 """Reading template.yaml in tests: a YAML loader for CloudFormation's short tags, and a small evaluator
 of the intrinsics the template uses, to see what a function's environment becomes for given parameters.
 
-The evaluator knows only what template.yaml needs (Ref, GetAtt, Sub, If, Equals, Not, Join); anything
+The evaluator knows only what template.yaml needs (Ref, GetAtt, Sub, If, Equals, Not, Join, Split); anything
 else raises, so a new intrinsic in the template fails loudly here instead of being silently skipped.
 """
 
@@ -139,6 +139,7 @@ class Resolver:
         "Fn::Equals": _equals,
         "Fn::Not": lambda self, arg: not self.value(arg[0]),
         "Fn::Join": _join,
+        "Fn::Split": lambda self, arg: str(self.value(arg[1])).split(str(arg[0])),
         "Fn::Sub": _sub,
     }
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from typing import Any
 
 import pytest
 import yaml
 
-from common.config import ApiSettings, WorkerSettings
+from api_lambda.http import CORS_EXPOSED_HEADERS, CORS_MAX_AGE_SECONDS, CORS_METHODS, CORS_REQUEST_HEADERS
+from common.config import ApiSettings, ConfigError, WorkerSettings
 from common.messages import RefreshRequest
 from tests.infrastructure.cfn import ROOT, Resolver, load_template
 
@@ -246,6 +248,10 @@ SCENARIOS = {
         "ValkeyPasswordSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:valkey-AbCdEf",
         "SupabaseKeySecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:supabase-AbCdEf",
     },
+    "CDN and listed browser origins": {
+        "EnableCdn": "true",
+        "CorsOrigins": "https://example.com,http://localhost:3000",
+    },
 }
 
 
@@ -273,3 +279,93 @@ def test_a_serverless_cache_is_created_only_on_request() -> None:
     assert cache["Condition"] == "CreateCache"
     assert cache["Properties"]["Engine"] == "valkey"
     assert Resolver(T, REQUIRED).conditions["CreateCache"] is False
+
+
+# ---- the HTTP face: CORS and the optional CDN ----------------------------------------------------------
+
+
+def _split(header_list: str) -> list[str]:
+    return [part.strip() for part in header_list.split(",")]
+
+
+def test_api_gateway_answers_cors_as_the_handler_does() -> None:
+    # In AWS, API Gateway owns CORS (it answers preflights and ignores the function's CORS headers):
+    # its configuration must give the answers api_lambda/http.py gives in make dev and elsewhere.
+    cors = props("HttpApi")["CorsConfiguration"]
+    assert cors["AllowMethods"] == _split(CORS_METHODS)
+    assert cors["AllowHeaders"] == _split(CORS_REQUEST_HEADERS)
+    assert cors["ExposeHeaders"] == _split(CORS_EXPOSED_HEADERS)
+    assert cors["MaxAge"] == CORS_MAX_AGE_SECONDS
+    for origins in ("*", "https://example.com,http://localhost:3000"):
+        resolver = Resolver(T, {**REQUIRED, "CorsOrigins": origins})
+        assert resolver.value(cors["AllowOrigins"]) == origins.split(",")
+        api = ApiSettings.from_env(resolver.function_environment("ApiFunction"))
+        assert api.cors_origins == tuple(origins.split(","))
+
+
+@pytest.mark.parametrize(
+    ("value", "template_ok", "function_ok"),
+    [
+        ("*", True, True),
+        ("https://example.com", True, True),
+        ("https://example.com,http://localhost:3000", True, True),
+        ("https://example.com, https://b.example", False, True),  # the template splits on "," alone
+        ("https://example.com/", False, False),
+        ("*,https://example.com", False, False),
+        ("example.com", False, False),
+    ],
+)
+def test_the_cors_parameter_takes_only_what_the_function_accepts(
+    value: str, template_ok: bool, function_ok: bool
+) -> None:
+    assert bool(re.fullmatch(T["Parameters"]["CorsOrigins"]["AllowedPattern"], value)) is template_ok
+    env = {
+        "VALKEY_HOST": "h",
+        "REFRESH_QUEUE_URL": "https://q.example/1/q",
+        "LEADERBOARD_CORS_ORIGINS": value,
+    }
+    if function_ok:
+        ApiSettings.from_env(env)
+    else:
+        with pytest.raises(ConfigError, match="LEADERBOARD_CORS_ORIGINS"):
+            ApiSettings.from_env(env)
+
+
+def test_the_cdn_is_off_unless_asked_for() -> None:
+    assert T["Parameters"]["EnableCdn"]["Default"] == "false"
+    assert Resolver(T, REQUIRED).conditions["CreateCdn"] is False
+    assert Resolver(T, {**REQUIRED, "EnableCdn": "true"}).conditions["CreateCdn"] is True
+    for logical_id in ("Cdn", "CdnCachePolicy", "CdnOriginRequestPolicy"):
+        assert RESOURCES[logical_id]["Condition"] == "CreateCdn"
+    assert T["Outputs"]["CdnUrl"]["Condition"] == "CreateCdn"
+    assert T["Outputs"]["CdnUrl"]["Value"] == {"Fn::Sub": "https://${Cdn.DomainName}"}
+
+
+def test_the_cdn_caches_as_the_api_says_keyed_by_what_the_api_reads() -> None:
+    config = props("CdnCachePolicy")["CachePolicyConfig"]
+    # Cache-Control decides: nothing cached when an answer says nothing, never beyond its max-age
+    assert (config["MinTTL"], config["DefaultTTL"]) == (0, 0)
+    key = config["ParametersInCacheKeyAndForwardedToOrigin"]
+    # Exactly the query parameters the API reads (openapi.yaml), no cookie; Origin, as CORS varies by it
+    with (ROOT / "openapi.yaml").open() as handle:
+        spec = yaml.safe_load(handle)
+    read = {p["name"] for item in spec["paths"].values() for p in item.get("parameters", [])
+            if p.get("in") == "query"}  # fmt: skip
+    read |= {spec["components"]["parameters"]["board"]["name"]}
+    assert key["QueryStringsConfig"]["QueryStringBehavior"] == "whitelist"
+    assert set(key["QueryStringsConfig"]["QueryStrings"]) == read == {"board", "count", "offset", "around"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Origin"]}
+    # Compressed for clients that accept it (gzip and brotli are part of the key)
+    assert key["EnableAcceptEncodingGzip"] is True and key["EnableAcceptEncodingBrotli"] is True
+    distribution = props("Cdn")["DistributionConfig"]
+    behaviour = distribution["DefaultCacheBehavior"]
+    assert behaviour["Compress"] is True
+    assert behaviour["CachedMethods"] == ["GET", "HEAD"]
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD", "OPTIONS"]  # preflights reach API Gateway
+    assert behaviour["CachePolicyId"] == {"Ref": "CdnCachePolicy"}
+    (origin,) = distribution["Origins"]
+    assert origin["DomainName"] == {"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    preflight = props("CdnOriginRequestPolicy")["OriginRequestPolicyConfig"]["HeadersConfig"]
+    assert set(preflight["Headers"]) == {"Access-Control-Request-Method", "Access-Control-Request-Headers"}
