@@ -250,6 +250,7 @@ class ApiApp:
             "X-Cache": view.cache_status,
         }
         if _etag_matches(request.if_none_match, etag):
+            del headers["Content-Type"]  # a 304 has no content (RFC 9110 15.4.5): only what caches update
             return Response(304, "", headers)
         return Response(200, body, headers)
 

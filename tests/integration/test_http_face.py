@@ -116,6 +116,7 @@ def test_a_304_has_no_body_and_no_length_but_the_caching_headers(
     assert response["statusCode"] == 304
     assert response["body"] == ""
     assert "Content-Length" not in response["headers"]
+    assert "Content-Type" not in response["headers"]  # no content, so no metadata about it
     for header in ("ETag", "Cache-Control", "X-Cache", "X-Snapshot-Age", "X-Content-Type-Options"):
         assert header in response["headers"], header
 
