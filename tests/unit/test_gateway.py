@@ -136,6 +136,15 @@ def boom(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise RuntimeError("handler bug")
 
 
+def framed(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answers as the API handler does: the status from the path, no body on HEAD but its length."""
+    status = int(event["rawPath"].strip("/") or 200)
+    headers = {"Content-Type": "application/json", "Content-Length": "0"}
+    if event["requestContext"]["http"]["method"] == "HEAD":
+        return {"statusCode": status, "headers": {**headers, "Content-Length": "636"}, "body": ""}
+    return {"statusCode": status, "headers": headers, "body": "" if status in (204, 304) else "{}"}
+
+
 class Asgi:
     """Minimal ASGI driver: lifespan, then requests, on one event loop."""
 
@@ -233,3 +242,23 @@ def test_a_handler_that_cannot_be_loaded_fails_the_startup() -> None:
     with pytest.raises(AssertionError, match=r"lifespan\.startup\.failed"):
         driver.start()
     driver.loop.close()
+
+
+@pytest.mark.parametrize("gateway", ["framed"], indirect=True)
+@pytest.mark.parametrize(
+    ("method", "path", "length"),
+    [
+        ("GET", b"/200", "2"),  # the body's length, whatever the handler said
+        ("HEAD", b"/200", "636"),  # the length the GET would have: the handler's own
+        ("GET", b"/304", None),  # RFC 9110 15.4.5: no content, no Content-Length (not 0)
+        ("HEAD", b"/304", None),
+        ("GET", b"/204", None),
+    ],
+)
+def test_content_length_is_the_gets_or_absent(
+    gateway: Asgi, method: str, path: bytes, length: str | None
+) -> None:
+    status, headers, body = gateway.request(scope(method=method, raw_path=path))
+    assert status == int(path.strip(b"/"))
+    assert headers.get("content-length") == length
+    assert body == (b"{}" if (method, status) == ("GET", 200) else b"")
