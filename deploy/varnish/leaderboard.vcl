@@ -2,12 +2,13 @@
 #
 # The API's Cache-Control is all Varnish needs for fresh and stale answers: max-age becomes the TTL and
 # stale-while-revalidate the grace (served while a background fetch revalidates with If-None-Match).
-# What the built-in VCL does not do is stale-if-error: a background fetch that gets a 5xx replaces the
-# cached copy with an uncacheable (hit-for-miss) object, so the next clients get the 5xx. This file
-# keeps the copy instead, and serves it for as long as the answer's stale-if-error allows:
+# What the built-in VCL does not do is stale-if-error: it serves the stale copy while its grace
+# (stale-while-revalidate) lasts, failing background fetches or not, but past grace it goes to the
+# origin and passes its 5xx through. This file keeps serving the copy for as long as the answer's
+# stale-if-error allows:
 #
 #   within stale-while-revalidate  the copy is served and revalidated in the background (built-in);
-#                                  a 5xx from that fetch is dropped and the copy kept
+#                                  a 5xx from that fetch is dropped, never stored
 #   past it, within stale-if-error the request revalidates in the foreground (restart with grace 0);
 #                                  on a 5xx it restarts once more and is served the copy
 #   past stale-if-error            the origin's answer, whatever it is
