@@ -18,7 +18,7 @@ from api_lambda.http import parse_event
 from bench.fixtures import Context, Snapshots, api_event, engines, entries
 from bench.stats import summary
 from common.runtime import run
-from common.sources import Cursor, Source, SourcePage
+from common.sources import ChangePage, Cursor, Source, SourcePage
 from refresh_worker.app import WorkerApp
 from refresh_worker.app import build_app as build_worker
 from testkit.engines import PostgresEngine
@@ -46,14 +46,23 @@ def _container(env: dict[str, str], start: Any, results: Any) -> None:
 
 
 class CountingSource:
+    """Counts the board reads (pages; the stale snapshot has no feed position, so the refresh is a
+    rebuild of one 1000-row page); feed calls pass through uncounted."""
+
     def __init__(self, inner: Source) -> None:
         self.inner = inner
         self.name = inner.name
+        self.has_feed = inner.has_feed
         self.fetches = 0
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         self.fetches += 1
         return await self.inner.fetch_page(board, limit, after)
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        return await self.inner.fetch_changes(board, after, limit, with_total=with_total)
 
     async def close(self) -> None:
         await self.inner.close()

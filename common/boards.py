@@ -3,10 +3,10 @@
 A board is `global` or `challenge:<challenge_id>`. Names are validated before they are used in a key,
 so a request can never smuggle a hash tag (`{`/`}`), whitespace or an unbounded string into Valkey.
 
-Every key of one board shares one cluster hash slot: the snapshot list keeps the plain name
-(`active_leaderboard`, as the seed's consumers expect) and each helper key uses that name as its hash
-tag (`{active_leaderboard}:lock`). CRC16 of the tag equals CRC16 of the plain key, so the lock, the
-version counter and the atomic swap can run as one script on a Valkey cluster.
+Every key of one board shares one cluster hash slot: the ranking (a sorted set, docs/layout.md) keeps
+the plain name (`active_leaderboard`, as the seed's consumers expect) and each helper key uses that name
+as its hash tag (`{active_leaderboard}:entries`). CRC16 of the tag equals CRC16 of the plain key, so
+reads, deltas, the lock, the version counter and the atomic swap run as one script on a Valkey cluster.
 """
 
 from __future__ import annotations
@@ -97,11 +97,13 @@ class BoardKeys:
 
     board: str
     snapshot: str
-    positions: str
+    entries: str
+    meta: str
     lock: str
     version: str
     refresh_marker: str
     absent: str
+    legacy_positions: str  # the v1 layout's hash, deleted by the first v2 rebuild
     tag: str
 
     @classmethod
@@ -111,17 +113,20 @@ class BoardKeys:
         return cls(
             board=board,
             snapshot=snapshot,
-            positions=f"{tag}:positions",
+            entries=f"{tag}:entries",
+            meta=f"{tag}:meta",
             lock=f"{tag}:lock",
             version=f"{tag}:version",
             refresh_marker=f"{tag}:refresh",
             absent=f"{tag}:absent",
+            legacy_positions=f"{tag}:positions",
             tag=tag,
         )
 
     def staging(self, version: int) -> tuple[str, str]:
-        """Keys a worker fills before the swap; they expire on their own if the worker dies."""
-        return f"{self.tag}:staging:{version}", f"{self.tag}:staging-positions:{version}"
+        """The sorted set and hash a full rebuild fills before the swap; they expire on their own if the
+        worker dies."""
+        return f"{self.tag}:staging:{version}", f"{self.tag}:staging-entries:{version}"
 
 
 class KeySpace:

@@ -409,7 +409,9 @@ class WorkerSettings:
     valkey: ValkeySettings
     boards: BoardSettings
     source: SourceSettings
-    leaderboard_size: int = 1000
+    leaderboard_size: int = 0
+    delta_max_rows: int = 10_000
+    rebuild_seconds: int = 3_600
     scheduled_boards: tuple[str, ...] = ("global",)
     lock_ttl_ms: int = 60_000
     min_remaining_ms: int = 5_000
@@ -443,7 +445,9 @@ class WorkerSettings:
             valkey=valkey,
             boards=boards,
             source=source,
-            leaderboard_size=env.integer("LEADERBOARD_SIZE", 1000, minimum=0, maximum=10_000_000),
+            leaderboard_size=env.integer("LEADERBOARD_SIZE", 0, minimum=0, maximum=10_000_000),
+            delta_max_rows=env.integer("LEADERBOARD_DELTA_MAX_ROWS", 10_000, minimum=0, maximum=1_000_000),
+            rebuild_seconds=env.integer("LEADERBOARD_REBUILD_SECONDS", 3_600, minimum=0, maximum=604_800),
             scheduled_boards=scheduled,
             lock_ttl_ms=env.integer("REFRESH_LOCK_TTL_MS", 60_000, minimum=1_000, maximum=900_000),
             min_remaining_ms=env.integer("REFRESH_MIN_REMAINING_MS", 5_000, minimum=0, maximum=900_000),

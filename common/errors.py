@@ -8,6 +8,7 @@ __all__ = [
     "CacheUnavailable",
     "InvalidMessage",
     "LeaderboardError",
+    "PositionLost",
     "SourceError",
     "SourceUnavailable",
 ]
@@ -27,6 +28,11 @@ class SourceUnavailable(LeaderboardError):
 
 class SourceError(LeaderboardError):
     """A permanent source failure (4xx, malformed reply): retrying now would get the same answer."""
+
+
+class PositionLost(SourceError):
+    """The change feed no longer covers a position (tombstones pruned, or a position from another
+    database): the board must be read whole again. SQLSTATE LB001 from `leaderboard_changes`."""
 
 
 class InvalidMessage(LeaderboardError):

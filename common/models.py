@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-__all__ = ["USER_ID", "Entry"]
+__all__ = ["USER_ID", "Change", "Entry"]
 
 # A user id as stored and as requested in /leaderboard/users/{id}: 1..128 visible characters, no "/".
 # One rule for both sides, so that every stored player can be looked up.
@@ -24,3 +24,12 @@ class Entry(NamedTuple):
     score: int
     solved: int
     last_solved_at: str | None
+
+
+class Change(NamedTuple):
+    """One entry of a source's change feed: the player's state now (`entry`, rank 0: ranks are derived
+    from the snapshot), or None when they left the board; `seq` is the feed position of the change."""
+
+    user_id: str
+    entry: Entry | None
+    seq: int

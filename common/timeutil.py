@@ -1,11 +1,22 @@
-"""Time helpers: one ISO-8601 format everywhere (UTC, milliseconds, trailing Z)."""
+"""Time helpers: ISO-8601 in UTC with a trailing Z. Snapshot times (generated_at, requested_at) have
+milliseconds; a player's last_solved_at has microseconds, the precision players are ranked at."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["iso_from_datetime", "iso_from_ms", "now_ms", "parse_iso"]
+__all__ = [
+    "iso_from_datetime",
+    "iso_from_micros",
+    "iso_from_ms",
+    "iso_micros_from_datetime",
+    "now_ms",
+    "parse_iso",
+]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def now_ms() -> int:
@@ -20,6 +31,17 @@ def iso_from_datetime(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_micros_from_datetime(value: datetime) -> str:
+    """`2026-11-30T12:00:00.123456Z`: always six digits, so equal strings mean equal instants."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def iso_from_micros(us: int) -> str:
+    return iso_micros_from_datetime(_EPOCH + timedelta(microseconds=us))
 
 
 def parse_iso(text: str) -> datetime:

@@ -1,43 +1,49 @@
-"""One board's refresh: skip if already done, lock, fetch with retries inside a deadline, fenced swap.
+"""One board's refresh: skip if already done, lock, then a delta (what changed since the snapshot's
+feed position, in one fenced script) or a full rebuild (streamed, see `refresh_worker.rebuild`).
 
 No driver is imported here; the cache, the lock and the source arrive as objects.
+
+Which one. A delta when the source has a change feed and the stored snapshot has a usable position.
+A full rebuild for: the first fill, a flushed or evicted board, a source without a feed (HTTP), a
+position the feed no longer covers (SQLSTATE LB001), more than LEADERBOARD_DELTA_MAX_ROWS changes, a
+snapshot older than LEADERBOARD_REBUILD_SECONDS since its last rebuild (periodic reconciliation), a
+changed LEADERBOARD_SIZE or source, and a capped board that has lost players below its cap.
 
 Time budget. The work should finish before the Lambda times out and before the lock expires:
     budget      = remaining invocation time - a safety margin for reporting the batch result
     lock TTL    = min(REFRESH_LOCK_TTL_MS, budget)
     fetch until = lock start + TTL - write reserve      (tenacity stops before a sleep would cross it,
                                                         and each attempt is cut off at it)
-The write itself has no deadline of its own (each Valkey command has VALKEY_REQUEST_TIMEOUT_MS). If it
-runs past the lock's expiry anyway, nothing breaks: its staged keys expire by themselves, and the
-fenced swap refuses it if a later worker has stored a newer snapshot meanwhile.
+Every source call (pages and feed) keeps to that deadline; the final script (delta or swap) has only
+VALKEY_REQUEST_TIMEOUT_MS. If it runs past the lock's expiry anyway, nothing breaks: staged keys expire
+by themselves, and the fencing refuses it if a later worker has stored a newer snapshot meanwhile.
 If even the minimum budget is not there, the refresh is not started: the message goes back to the queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-from tenacity.stop import stop_base
-
-from common.cache import SnapshotHeader
-from common.errors import LeaderboardError, SourceUnavailable
+from common.cache import Applied
+from common.errors import LeaderboardError, PositionLost
 from common.logs import get_logger
+from common.snapshot import SnapshotHeader
 from common.timeutil import now_ms
+from refresh_worker.fetching import SourceCalls
+from refresh_worker.rebuild import Stager, read_into_staging
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from common.config import WorkerSettings
     from common.lock import Lease
-    from common.models import Entry
-    from common.sources import Cursor, Source, SourcePage
+    from common.models import Change
+    from common.sources import Source
 
-__all__ = ["NotEnoughTime", "Outcome", "RefreshResult", "Refresher"]
+__all__ = ["Mode", "NotEnoughTime", "Outcome", "RefreshResult", "Refresher", "SnapshotStore"]
 
 log = get_logger(__name__)
 
@@ -56,6 +62,11 @@ class Outcome(StrEnum):
     ABSENT = "absent"  # the source has no such board
 
 
+class Mode(StrEnum):
+    DELTA = "delta"
+    REBUILD = "rebuild"
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
     board: str
@@ -65,14 +76,37 @@ class RefreshResult:
     source_ms: float = 0.0
     write_ms: float = 0.0
     attempts: int = 0
+    mode: Mode | None = None
+    rows_read: int = 0  # entries and changes read from the source
+    changes: int = 0  # changes applied (delta, or a rebuild's catch-up)
+    rebuild_reason: str | None = None
 
 
-class SnapshotStore(Protocol):
+class SnapshotStore(Stager, Protocol):
     async def read_header(self, board: str) -> SnapshotHeader | None: ...
 
-    async def write_snapshot(
-        self, header: SnapshotHeader, entries: Sequence[Entry], *, staging_ttl_ms: int, chunk: int = 1000
+    async def apply_changes(
+        self,
+        header: SnapshotHeader,
+        expected_position: int,
+        changes: Sequence[Change],
+        *,
+        cap: int = 0,
+        total: int | None = None,
+    ) -> tuple[Applied, int]: ...
+
+    async def commit(
+        self,
+        header: SnapshotHeader,
+        *,
+        staged: int,
+        cap: int = 0,
+        boundary: bytes | None = None,
+        total: int | None = None,
+        newest_replaceable: int | None = None,
     ) -> bool: ...
+
+    async def discard_staging(self, board: str, version: int) -> None: ...
 
     async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool: ...
 
@@ -83,14 +117,20 @@ class Locker(Protocol):
     async def release(self, lease: Lease) -> bool: ...
 
 
-class _stop_at(stop_base):
-    """Stop when the next sleep would end past a monotonic deadline (tenacity computes the wait first)."""
+@dataclass(slots=True)
+class _Run:
+    """One locked refresh: the lease, its deadline and its source calls."""
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
+    board: str
+    reason: str
+    lease: Lease
+    started: float
+    calls: SourceCalls
 
-    def __call__(self, retry_state: Any) -> bool:
-        return time.monotonic() + float(retry_state.upcoming_sleep) >= self.deadline
+    def staging_ttl_ms(self) -> int:
+        """Staged keys live until the lease ends (plus a margin), and expire by themselves after."""
+        spent = (time.monotonic() - self.started) * 1000
+        return max(1_000, int(self.lease.ttl_ms - spent) + SAFETY_MARGIN_MS)
 
 
 class Refresher:
@@ -116,26 +156,141 @@ class Refresher:
         if lease is None:
             return RefreshResult(board, Outcome.LOCKED)
         started = time.monotonic()
+        # Keep a quarter of the lease (at least 1 s, at most half) for the final write.
+        write_reserve_ms = min(max(1_000, lease.ttl_ms // 4), lease.ttl_ms // 2)
+        deadline = started + (lease.ttl_ms - write_reserve_ms) / 1000
+        run = _Run(board, reason, lease, started, SourceCalls(self._source, self._settings, board, deadline))
         try:
-            return await self._refresh_locked(board, reason, lease, started)
+            result = await self._refresh_locked(run, requested_at_ms)
         finally:
             try:
                 if not await self._lock.release(lease):
                     log.warning("lock_expired_before_release", board=board, version=lease.version)
             except LeaderboardError as exc:
                 log.warning("lock_release_failed", board=board, error=str(exc))  # it expires by itself
+        if result.outcome in (Outcome.REFRESHED, Outcome.SUPERSEDED):
+            log.info(
+                "refresh_done",
+                board=board,
+                reason=reason,
+                outcome=str(result.outcome),
+                mode=str(result.mode) if result.mode else None,
+                rebuild_reason=result.rebuild_reason,
+                version=lease.version,
+                entries=result.entries,
+                changes=result.changes,
+                rows_read=result.rows_read,
+                source_ms=round(result.source_ms, 1),
+                write_ms=round(result.write_ms, 1),
+                attempts=result.attempts,
+            )
+        return result
 
-    async def _refresh_locked(self, board: str, reason: str, lease: Lease, started: float) -> RefreshResult:
-        # Keep a quarter of the lease (at least 1 s, at most half) for writing the snapshot.
-        write_reserve_ms = min(max(1_000, lease.ttl_ms // 4), lease.ttl_ms // 2)
-        deadline = started + (lease.ttl_ms - write_reserve_ms) / 1000
+    async def _refresh_locked(self, run: _Run, requested_at_ms: int) -> RefreshResult:
+        # Read again under the lock: the position to continue from, and whether another worker just
+        # refreshed (then there is nothing left to do).
+        header = await self._cache.read_header(run.board)
+        if header is not None and header.generated_at_ms >= requested_at_ms:
+            return RefreshResult(run.board, Outcome.ALREADY_FRESH, header.version)
+        why = self._rebuild_reason(header)
+        if why is not None or header is None or header.position is None:
+            return await self._rebuild(run, why or "no_snapshot", forced=False)
+        try:
+            return await self._delta(run, header)
+        except _Rebuild as rebuild:
+            return await self._rebuild(run, rebuild.reason, forced=rebuild.forced)
+
+    def _rebuild_reason(self, header: SnapshotHeader | None) -> str | None:
+        """Why this refresh must read the board whole, or None for a delta."""
+        s = self._settings
+        cap = s.leaderboard_size
+        if not self._source.has_feed:
+            return "no_feed"
+        if header is None or header.position is None:
+            return "no_snapshot" if header is None else "position_unknown"
+        capped = header.boundary is not None
+        age_ms = now_ms() - header.rebuilt_at_ms
+        reasons = (
+            ("source_changed", header.source != self._source.name),
+            ("periodic", s.rebuild_seconds > 0 and age_ms >= s.rebuild_seconds * 1000),
+            ("size_changed", (cap == 0 and capped) or (cap > 0 and header.size > cap)),
+            # players left a capped board: who comes next is not stored
+            ("board_not_full", cap > 0 and capped and header.size < min(cap, header.total)),
+        )
+        return next((reason for reason, applies in reasons if applies), None)
+
+    async def _delta(self, run: _Run, stored: SnapshotHeader) -> RefreshResult:
+        assert stored.position is not None
+        s = self._settings
+        cap = s.leaderboard_size
         generated_at_ms = now_ms()  # before the fetch: the data is at least this fresh
-        entries, total, attempts = await self._fetch(board, deadline)
-        source_ms = (time.monotonic() - started) * 1000
-        if total is None:
-            await self._cache.mark_absent(board, lease.version, self._settings.boards.fresh_seconds * 1000)
-            return RefreshResult(board, Outcome.ABSENT, lease.version, 0, source_ms, 0.0, attempts)
-        if not entries and board == "global":
+        try:
+            feed = await run.calls.changes_since(
+                stored.position, max_rows=s.delta_max_rows, with_total=cap > 0
+            )
+        except PositionLost:
+            raise _Rebuild("position_lost", forced=True) from None
+        if feed is None:
+            raise _Rebuild("too_many_changes")
+        source_ms = (time.monotonic() - run.started) * 1000
+        header = SnapshotHeader(
+            board=run.board,
+            version=run.lease.version,
+            generated_at_ms=generated_at_ms,
+            total=0,
+            size=0,  # the script counts
+            source=self._source.name,
+            position=feed.head,
+            rebuilt_at_ms=stored.rebuilt_at_ms,
+        )
+        write_started = time.monotonic()
+        applied, size = await self._cache.apply_changes(
+            header, stored.position, feed.changes, cap=cap, total=feed.total
+        )
+        write_ms = (time.monotonic() - write_started) * 1000
+        if applied is Applied.NO_SNAPSHOT:
+            raise _Rebuild("no_snapshot")
+        if applied is Applied.MOVED:
+            raise _Rebuild("position_moved")
+        outcome = Outcome.REFRESHED if applied is Applied.APPLIED else Outcome.SUPERSEDED
+        return RefreshResult(
+            run.board,
+            outcome,
+            run.lease.version,
+            size,
+            source_ms,
+            write_ms,
+            run.calls.attempts,
+            Mode.DELTA,
+            run.calls.rows,
+            len(feed.changes),
+        )
+
+    async def _rebuild(self, run: _Run, why: str, *, forced: bool) -> RefreshResult:
+        s = self._settings
+        board, version = run.board, run.lease.version
+        generated_at_ms = now_ms()  # before the fetch: the data is at least this fresh
+        try:
+            staged = await read_into_staging(
+                run.calls,
+                self._cache,
+                board,
+                version,
+                cap=s.leaderboard_size,
+                page_size=s.source.page_size,
+                chunk=s.write_chunk,
+                has_feed=self._source.has_feed,
+                ttl_ms=run.staging_ttl_ms,
+            )
+        except BaseException:
+            await self._cache.discard_staging(board, version)
+            raise
+        source_ms = (time.monotonic() - run.started) * 1000
+        if staged.first_page_empty and board != "global":
+            await self._cache.discard_staging(board, version)
+            await self._cache.mark_absent(board, version, s.boards.fresh_seconds * 1000)
+            return RefreshResult(board, Outcome.ABSENT, version, 0, source_ms, 0.0, run.calls.attempts)
+        if staged.staged == 0:
             stored = await self._cache.read_header(board)
             if stored is not None and stored.size > 0:
                 # Legitimate after a season reset; otherwise a sign that the source reads nothing (a
@@ -143,97 +298,47 @@ class Refresher:
                 log.error("empty_board_replaces_snapshot", board=board, stored_entries=stored.size)
         header = SnapshotHeader(
             board=board,
-            version=lease.version,
+            version=version,
             generated_at_ms=generated_at_ms,
-            total=max(total, len(entries)),
-            size=len(entries),
+            total=0,
+            size=0,  # the script counts
             source=self._source.name,
+            position=staged.position,
+            rebuilt_at_ms=generated_at_ms,
         )
         write_started = time.monotonic()
-        staging_ttl = max(1_000, int(lease.ttl_ms - (write_started - started) * 1000) + SAFETY_MARGIN_MS)
-        written = await self._cache.write_snapshot(
-            header, entries, staging_ttl_ms=staging_ttl, chunk=self._settings.write_chunk
+        written = await self._cache.commit(
+            header,
+            staged=staged.staged,
+            cap=s.leaderboard_size,
+            boundary=staged.boundary,
+            total=staged.total,
+            # Never replace a snapshot that reflects a later position, unless the feed itself said the
+            # stored position is unusable (a restored database may legitimately go back).
+            newest_replaceable=None if forced else staged.position,
         )
         write_ms = (time.monotonic() - write_started) * 1000
         outcome = Outcome.REFRESHED if written else Outcome.SUPERSEDED
-        result = RefreshResult(board, outcome, lease.version, len(entries), source_ms, write_ms, attempts)
-        log.info(
-            "refresh_done",
-            board=board,
-            reason=reason,
-            outcome=str(outcome),
-            version=lease.version,
-            entries=len(entries),
-            total=header.total,
-            source_ms=round(source_ms, 1),
-            write_ms=round(write_ms, 1),
-            attempts=attempts,
+        size = staged.staged if not s.leaderboard_size else min(staged.staged, s.leaderboard_size)
+        return RefreshResult(
+            board,
+            outcome,
+            version,
+            size,
+            source_ms,
+            write_ms,
+            run.calls.attempts,
+            Mode.REBUILD,
+            run.calls.rows,
+            0,
+            why,
         )
-        return result
 
-    async def _fetch(self, board: str, deadline: float) -> tuple[list[Entry], int | None, int]:
-        """Page through the source up to LEADERBOARD_SIZE entries (0: all). Returns (entries, total,
-        attempts); total is None when the source has no such board."""
-        s = self._settings
-        wanted = s.leaderboard_size or None
-        entries: list[Entry] = []
-        seen: set[str] = set()
-        total: int | None = None
-        cursor: Cursor | None = None
-        attempts = 0
-        while True:
-            limit = s.source.page_size if wanted is None else min(s.source.page_size, wanted - len(entries))
-            page, used = await self._fetch_page(board, limit, cursor, deadline)
-            attempts += used
-            if cursor is None:
-                if not page.entries and board != "global":
-                    return [], None, attempts
-                total = page.total if page.total is not None else len(page.entries)
-            # Pages are separate reads: a player whose score changed between two of them can show up
-            # twice (keep the first, higher-ranked occurrence) or, having moved above the cursor, be
-            # missed. The next refresh sets either right.
-            for entry in page.entries:
-                if entry.user_id not in seen:
-                    seen.add(entry.user_id)
-                    entries.append(entry)
-            cursor = page.cursor
-            if (
-                cursor is None  # an empty page: the end
-                or (wanted is not None and len(entries) >= wanted)
-                or (total is not None and cursor.position >= total)
-            ):
-                return entries[:wanted] if wanted is not None else entries, total, attempts
 
-    async def _fetch_page(
-        self, board: str, limit: int, cursor: Cursor | None, deadline: float
-    ) -> tuple[SourcePage, int]:
-        s = self._settings
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(SourceUnavailable),
-            stop=stop_after_attempt(s.retry_attempts) | _stop_at(deadline),
-            wait=wait_random_exponential(multiplier=s.retry_base_ms / 1000, max=s.retry_max_ms / 1000),
-            before_sleep=lambda state: log.warning(
-                "source_attempt_failed",
-                board=board,
-                attempt=state.attempt_number,
-                retry_in_ms=round(state.upcoming_sleep * 1000),
-                error=str(state.outcome.exception()) if state.outcome else None,
-            ),
-            reraise=True,
-        )
-        attempt_number = 0
-        async for attempt in retrying:
-            with attempt:
-                attempt_number = attempt.retry_state.attempt_number
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise SourceUnavailable("the refresh deadline passed")
-                try:
-                    async with asyncio.timeout(left):
-                        page = await self._source.fetch_page(board, limit, cursor)
-                except TimeoutError:
-                    raise SourceUnavailable("the refresh deadline passed during a source call") from None
-                if attempt_number > 1:
-                    log.info("source_recovered", board=board, attempt=attempt_number)
-                return page, attempt_number
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+class _Rebuild(Exception):
+    """A delta is not possible: read the board whole instead."""
+
+    def __init__(self, reason: str, *, forced: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.forced = forced

@@ -1,9 +1,12 @@
 """An httpx transport that answers supabase-py the way PostgREST does (tests and benchmarks).
 
-`rpc/leaderboard_page` is executed on the real PostgreSQL (so the SQL under test is the SQL that ships),
-and the rows come back serialized as PostgREST serializes them (uuid and timestamptz as strings). Faults
-can be scripted per request: HTTP errors with PostgREST-shaped bodies, HTML error pages, timeouts,
-refused connections, malformed JSON.
+`rpc/leaderboard_page` and `rpc/leaderboard_changes` are executed on the real PostgreSQL (so the SQL
+under test is the SQL that ships). Rows come back serialized as PostgREST serializes them (uuid and
+timestamptz as strings; `max_rows` cuts row sets as Supabase's "max rows" does); a function returning
+one jsonb value comes back as that JSON value, uncut. SQL errors come back as PostgREST reports them:
+HTTP 400 with the SQLSTATE as `code` (so LB001, "position too old", reaches the client as code LB001).
+Faults can be scripted per request: HTTP errors with PostgREST-shaped bodies, HTML error pages,
+timeouts, refused connections, malformed JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ SQL = (
     "select * from public.leaderboard_page($1::text, $2::text::int, $3::text::bigint, $4::text::timestamptz, "
     "$5::text::uuid, $6::text::bigint, coalesce($7::text::bigint, 0))"
 )
+CHANGES_ARGS = ["p_board", "p_after", "p_limit", "p_with_total"]
+CHANGES_SQL = (
+    "select public.leaderboard_changes($1::text, $2::text::bigint, coalesce($3::text::int, 1000), "
+    "coalesce($4::text::boolean, false))::text"
+)
+FUNCTIONS = {"leaderboard_page": (ARGS, SQL), "leaderboard_changes": (CHANGES_ARGS, CHANGES_SQL)}
 
 Fault = Callable[[httpx.Request], httpx.Response]
 
@@ -38,6 +47,13 @@ Fault = Callable[[httpx.Request], httpx.Response]
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
+    return str(value)
+
+
+def _text(value: Any) -> str:
+    """A JSON argument as PostgREST hands it to PostgreSQL: booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 
@@ -89,12 +105,22 @@ class PostgrestEmulator:
             fault = self.faults.pop(0)
             if fault is not None:
                 return fault(request)
-        if request.method != "POST" or not request.url.path.endswith("/rest/v1/rpc/leaderboard_page"):
+        function = request.url.path.rpartition("/rest/v1/rpc/")[2]
+        if request.method != "POST" or function not in FUNCTIONS:
             return postgrest_error(404, "PGRST202", "Could not find the function")(request)
+        names, sql = FUNCTIONS[function]
         params = json.loads(request.content or b"{}")
+        if not isinstance(params, dict) or set(params) - set(names):
+            return postgrest_error(404, "PGRST202", "No function matches these arguments")(request)
+        args = [None if params.get(a) is None else _text(params[a]) for a in names]
         conn = self._conn or await asyncpg.connect(self.dsn)
         try:
-            rows = await conn.fetch(SQL, *[None if params.get(a) is None else str(params[a]) for a in ARGS])
+            if function == "leaderboard_changes":
+                value = await conn.fetchval(sql, *args)
+                return httpx.Response(
+                    200, content=value.encode(), headers={"content-type": "application/json"}, request=request
+                )
+            rows = await conn.fetch(sql, *args)
         except asyncpg.PostgresError as exc:
             return postgrest_error(400, exc.sqlstate or "XX000", str(exc))(request)
         finally:

@@ -1,4 +1,10 @@
-"""The source interface, and the validation every source applies to what it receives."""
+"""The source interface, and the validation every source applies to what it receives.
+
+Two ways to read a board:
+- `fetch_page`: ranked pages in board order (keyset), for a full rebuild;
+- `fetch_changes` (sources with `has_feed`): what changed after a feed position, for a delta refresh
+  and for a rebuild's catch-up. A position the feed no longer covers raises PositionLost.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,24 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
+from uuid import UUID
 
 from common.errors import SourceError, SourceUnavailable
-from common.models import USER_ID, Entry
-from common.timeutil import iso_from_datetime, parse_iso
+from common.models import USER_ID, Change, Entry
+from common.snapshot import MAX_SCORE
+from common.timeutil import iso_micros_from_datetime, parse_iso
 
-__all__ = ["Cursor", "Source", "SourcePage", "entry_from_row", "one_attempt"]
+__all__ = [
+    "ChangePage",
+    "Cursor",
+    "Source",
+    "SourcePage",
+    "change_page_from_reply",
+    "entry_from_row",
+    "one_attempt",
+]
+
+FEED_MAX_ROWS = 1000  # leaderboard_changes returns at most this many changes per call (Supabase's max rows)
 
 MAX_USERNAME = 200
 T = TypeVar("T")
@@ -39,17 +57,41 @@ class SourcePage:
     total: int | None  # players on the board; sources report it on the first page
     # The last row's cursor; None only for an empty page. A page shorter than asked for is NOT the end:
     # PostgREST caps the rows of every response (Supabase's "max rows", 1000 by default), so a caller
-    # pages on until it has `total` rows or gets an empty page.
+    # pages on until `end` or an empty page.
     cursor: Cursor | None
+    # True when the source knows that no row followed this page when it answered (a direct SQL query
+    # that returned fewer rows than asked for). A full rebuild stops there or at an empty page.
+    end: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One answer of the change feed: changes after the asked position in feed order, and `head` (the
+    latest position of the board in the same database snapshot). Fewer changes than asked for means
+    the caller is caught up at `head`; otherwise it continues after `changes[-1].seq`."""
+
+    head: int
+    horizon: int
+    changes: list[Change]
+    total: int | None = None  # players on the board, when asked for
 
 
 class Source(Protocol):
     name: str
+    has_feed: bool
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         """Up to `limit` entries after `after` (None: from the top); possibly fewer even when more
         follow. A challenge board nobody has submitted to yields an empty first page. Raises
         SourceUnavailable (transient) or SourceError (permanent)."""
+        ...
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        """Up to `limit` (<= 1000) changes after position `after`; `after=None` returns no changes,
+        only the head (where a full rebuild starts). Raises PositionLost when `after` is not covered
+        any more, SourceError when the source has no feed (`has_feed` False)."""
         ...
 
     async def close(self) -> None: ...
@@ -71,47 +113,58 @@ async def one_attempt(what: str, timeout_ms: int, attempt: Awaitable[T]) -> T:
         raise SourceUnavailable(f"{what}: no complete answer within {timeout_ms} ms") from None
 
 
-def _int(row: Mapping[str, Any], name: str, minimum: int) -> int:
+def _int(row: Any, name: str, minimum: int) -> int:
     value = row.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SourceError(f"malformed row: {name} must be an integer >= {minimum}")
     return value
 
 
-def entry_from_row(row: Any) -> Entry:
-    """Validate one ranked row (from SQL or JSON) into an Entry; SourceError says what is wrong."""
-    if not isinstance(row, Mapping):
+def entry_from_row(row: Any, *, ranked: bool = True) -> Entry:
+    """Validate one ranked row (a dict from JSON, or an asyncpg Record) into an Entry; SourceError says
+    what is wrong. `ranked=False` (change-feed rows): no rank to check, the Entry gets rank 0.
+
+    This runs once per player of a full rebuild (a million times for a million players): the common
+    shapes (a UUID object, a UTC datetime) take the shortest path."""
+    get = getattr(row, "get", None)
+    if get is None or isinstance(row, str | bytes):
         raise SourceError("malformed row: not an object")
-    user_id = row.get("user_id")
-    user_id = str(user_id) if user_id is not None and not isinstance(user_id, str | int | float) else user_id
-    if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
+    user_id = get("user_id")
+    if isinstance(user_id, UUID):
+        user_id = str(user_id)  # always a valid id
+    elif not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
         raise SourceError("malformed row: user_id must be a string of 1..128 visible characters")
-    username = row.get("username")
+    username = get("username")
     if not isinstance(username, str) or not username or len(username) > MAX_USERNAME:
         raise SourceError(f"malformed row: username must be a string of 1..{MAX_USERNAME} characters")
-    solved_at = row.get("last_solved_at")
+    solved_at = get("last_solved_at")
     if isinstance(solved_at, datetime):
-        last_solved_at: str | None = iso_from_datetime(solved_at)
+        last_solved_at: str | None = iso_micros_from_datetime(solved_at)
     elif isinstance(solved_at, str):
         try:
-            last_solved_at = iso_from_datetime(parse_iso(solved_at))
+            last_solved_at = iso_micros_from_datetime(parse_iso(solved_at))
         except ValueError:
             raise SourceError("malformed row: last_solved_at must be ISO-8601 with an offset") from None
     elif solved_at is None:
         last_solved_at = None
     else:
         raise SourceError("malformed row: last_solved_at must be a timestamp or null")
+    score, solved = get("score"), get("solved")
+    if type(score) is not int or not 0 <= score <= MAX_SCORE:
+        raise SourceError("malformed row: score must be an integer between 0 and 2^63-1")
+    if type(solved) is not int or solved < 0:
+        raise SourceError("malformed row: solved must be an integer >= 0")
     return Entry(
-        rank=_int(row, "rank", 1),
+        rank=_int(row, "rank", 1) if ranked else 0,
         user_id=user_id,
         username=username,
-        score=_int(row, "score", 0),
-        solved=_int(row, "solved", 0),
+        score=score,
+        solved=solved,
         last_solved_at=last_solved_at,
     )
 
 
-def page_from_rows(rows: Any, limit: int) -> SourcePage:
+def page_from_rows(rows: Any, limit: int, *, short_is_end: bool = False) -> SourcePage:
     """Build a page from `leaderboard_page` rows (dicts or records with the function's columns)."""
     if not isinstance(rows, list):
         raise SourceError("malformed reply: expected a JSON array of rows")
@@ -133,4 +186,39 @@ def page_from_rows(rows: Any, limit: int) -> SourcePage:
             rank=entries[-1].rank,
             position=_int(last, "position", 1),
         )
-    return SourcePage(entries=entries, total=total, cursor=cursor)
+    end = not rows or (short_is_end and len(rows) < limit)
+    return SourcePage(entries=entries, total=total, cursor=cursor, end=end)
+
+
+def change_page_from_reply(reply: Any) -> ChangePage:
+    """Validate `leaderboard_changes`' JSON object (a dict from either source) into a ChangePage."""
+    if not isinstance(reply, Mapping):
+        raise SourceError("malformed feed reply: expected a JSON object")
+    head, horizon = _int(reply, "head", 0), _int(reply, "horizon", 0)
+    rows = reply.get("changes")
+    if not isinstance(rows, list) or len(rows) > FEED_MAX_ROWS:
+        raise SourceError(f"malformed feed reply: changes must be an array of at most {FEED_MAX_ROWS}")
+    changes: list[Change] = []
+    previous = -1
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise SourceError("malformed feed reply: a change is not an object")
+        seq = _int(row, "change_seq", 0)
+        if seq <= previous or seq > head:
+            raise SourceError("malformed feed reply: changes must be in increasing order, up to head")
+        previous = seq
+        removed = row.get("removed")
+        if removed is True:
+            user_id = row.get("user_id")
+            if not isinstance(user_id, str) or not USER_ID.fullmatch(user_id):
+                raise SourceError("malformed feed reply: user_id must be 1..128 visible characters")
+            changes.append(Change(user_id, None, seq))
+        elif removed is False:
+            entry = entry_from_row(row, ranked=False)
+            changes.append(Change(entry.user_id, entry, seq))
+        else:
+            raise SourceError("malformed feed reply: removed must be true or false")
+    total = reply.get("total")
+    if total is not None:
+        total = _int(reply, "total", 0)
+    return ChangePage(head=head, horizon=horizon, changes=changes, total=total)

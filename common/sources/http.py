@@ -11,6 +11,9 @@ Contract (documented in README, "Upstream HTTP source"):
 
 Every reply is validated (types, ranks in order); anything else is a SourceError. 5xx, 429, timeouts
 and connection errors are SourceUnavailable, retried by the worker's policy.
+
+No change feed: such an upstream says nothing about what changed, so every refresh of an HTTP-sourced
+board reads it whole (pages by offset) and `position` stays null in the snapshot header.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from common.errors import SourceError, SourceUnavailable
-from common.sources.base import Cursor, SourcePage, entry_from_row, one_attempt
+from common.sources.base import ChangePage, Cursor, SourcePage, entry_from_row, one_attempt
 
 if TYPE_CHECKING:
     import httpx
@@ -30,6 +33,7 @@ __all__ = ["HttpSource"]
 
 class HttpSource:
     name = "http"
+    has_feed = False
 
     def __init__(
         self,
@@ -113,6 +117,11 @@ class HttpSource:
             last = entries[-1]
             cursor = Cursor(last.score, last.last_solved_at, last.user_id, last.rank, offset + len(entries))
         return SourcePage(entries=entries, total=total if after is None else None, cursor=cursor)
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        raise SourceError("the upstream HTTP source has no change feed")
 
     async def close(self) -> None:
         http, self._http = self._http, None

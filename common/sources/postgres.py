@@ -1,4 +1,4 @@
-"""The `leaderboard_page` SQL function over a direct PostgreSQL connection (asyncpg).
+"""`leaderboard_page` and `leaderboard_changes` over a direct PostgreSQL connection (asyncpg).
 
 Used by the local stack, and by teams that reach Supabase's database through its connection pooler
 (transaction mode, port 6543): prepared statements are therefore switched off (statement_cache_size=0),
@@ -7,11 +7,20 @@ which pgbouncer-style poolers need. One small pool per container, connected lazi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from common.errors import SourceError, SourceUnavailable
+from common.errors import PositionLost, SourceError, SourceUnavailable
 from common.runtime import Lazy
-from common.sources.base import Cursor, SourcePage, one_attempt, page_from_rows
+from common.sources.base import (
+    ChangePage,
+    Cursor,
+    SourcePage,
+    change_page_from_reply,
+    one_attempt,
+    page_from_rows,
+)
 
 if TYPE_CHECKING:
     from common.config import SourceSettings
@@ -20,6 +29,8 @@ __all__ = ["PostgresSource"]
 
 _FIRST = "select * from public.leaderboard_page($1, $2)"
 _NEXT = "select * from public.leaderboard_page($1, $2, $3, $4, $5::uuid, $6, $7)"
+_CHANGES = "select public.leaderboard_changes($1, $2, $3, $4)::text"
+T = TypeVar("T")
 
 
 def _transient(asyncpg: Any) -> tuple[type[Exception], ...]:
@@ -32,6 +43,7 @@ def _transient(asyncpg: Any) -> tuple[type[Exception], ...]:
 
 class PostgresSource:
     name = "postgres"
+    has_feed = True
 
     def __init__(self, dsn: str, *, timeout_ms: int = 5000) -> None:
         self._dsn = dsn
@@ -57,11 +69,8 @@ class PostgresSource:
             server_settings={"application_name": "leaderboard-worker"},
         )
 
-    async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
-        """One attempt: getting a connection (connecting if need be) and the query share one deadline."""
-        return await one_attempt("postgres", self._timeout_ms, self._fetch_page(board, limit, after))
-
-    async def _fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+    async def _run(self, query: Callable[[Any], Awaitable[T]]) -> T:
+        """One query on a pooled connection; asyncpg's errors mapped to ours (LB001: PositionLost)."""
         import asyncpg
 
         try:
@@ -70,7 +79,7 @@ class PostgresSource:
             # connection with one more round trip: bounded, and after the deadline it runs in background.
             conn = await pool.acquire(timeout=self._timeout_ms / 1000)
             try:
-                rows = await self._query(conn, board, limit, after)
+                return await query(conn)
             except asyncpg.PostgresError:
                 raise  # the server answered: the connection is in sync and goes back to the pool
             except BaseException:
@@ -84,16 +93,52 @@ class PostgresSource:
         except (OSError, asyncpg.InterfaceError, *_transient(asyncpg)) as exc:
             raise SourceUnavailable(f"postgres: {type(exc).__name__}") from None
         except asyncpg.exceptions.PostgresError as exc:
+            if exc.sqlstate == "LB001":
+                raise PositionLost(f"postgres: {exc.sqlstate} {exc}"[:300]) from None
             raise SourceError(f"postgres: {exc.sqlstate} {type(exc).__name__}") from None
-        return page_from_rows([dict(row) for row in rows], limit)
 
-    @staticmethod
-    async def _query(conn: Any, board: str, limit: int, after: Cursor | None) -> Any:
-        if after is None:
-            return await conn.fetch(_FIRST, board, limit)
-        return await conn.fetch(
-            _NEXT, board, limit, after.score, after.last_solved_at, after.user_id, after.rank, after.position
+    async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+        """One attempt: getting a connection (connecting if need be) and the query share one deadline."""
+        return await one_attempt("postgres", self._timeout_ms, self._fetch_page(board, limit, after))
+
+    async def _fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+        async def query(conn: Any) -> Any:
+            if after is None:
+                return await conn.fetch(_FIRST, board, limit)
+            return await conn.fetch(
+                _NEXT,
+                board,
+                limit,
+                after.score,
+                after.last_solved_at,
+                after.user_id,
+                after.rank,
+                after.position,
+            )
+
+        rows = await self._run(query)
+        # A direct query is not capped: fewer rows than asked for means nothing followed. Records read
+        # like dicts: no copies.
+        return page_from_rows(rows, limit, short_is_end=True)
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        """One attempt, under one deadline like a page."""
+        return await one_attempt(
+            "postgres", self._timeout_ms, self._fetch_changes(board, after, limit, with_total)
         )
+
+    async def _fetch_changes(self, board: str, after: int | None, limit: int, with_total: bool) -> ChangePage:
+        async def query(conn: Any) -> Any:
+            return await conn.fetchval(_CHANGES, board, after, limit, with_total)
+
+        raw = await self._run(query)
+        try:
+            reply = json.loads(raw)
+        except (TypeError, ValueError):
+            raise SourceError("postgres: leaderboard_changes did not return JSON") from None
+        return change_page_from_reply(reply)
 
     async def close(self) -> None:
         pool = self._pool.take()

@@ -1,4 +1,5 @@
-"""The `leaderboard_page` RPC through supabase-py (POST {SUPABASE_URL}/rest/v1/rpc/leaderboard_page).
+"""The `leaderboard_page` and `leaderboard_changes` RPCs through supabase-py
+(POST {SUPABASE_URL}/rest/v1/rpc/<function>).
 
 - supabase-py's own retries are off: our tenacity policy owns retries and the deadline (two stacked
   retry layers multiply the wait; supabase-py's alone sleeps 1+2+4 s on a GET).
@@ -15,9 +16,16 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from common.errors import SourceError, SourceUnavailable
+from common.errors import PositionLost, SourceError, SourceUnavailable
 from common.runtime import Lazy
-from common.sources.base import Cursor, SourcePage, one_attempt, page_from_rows
+from common.sources.base import (
+    ChangePage,
+    Cursor,
+    SourcePage,
+    change_page_from_reply,
+    one_attempt,
+    page_from_rows,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -63,6 +71,7 @@ async def secret_from_secrets_manager(arn: str) -> str:
 
 class SupabaseSource:
     name = "supabase"
+    has_feed = True
 
     def __init__(
         self,
@@ -121,15 +130,30 @@ class SupabaseSource:
             ),
         )
 
-    async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+    async def _rpc(self, function: str, params: dict[str, Any]) -> Any:
         """One attempt: a first client (and its key), the request and the whole reply share one
         deadline (httpx's own timeouts are per read, so a reply that trickles in would never time out)."""
-        return await one_attempt("supabase", self._timeout_ms, self._fetch_page(board, limit, after))
+        return await one_attempt("supabase", self._timeout_ms, self._call(function, params))
 
-    async def _fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
+    async def _call(self, function: str, params: dict[str, Any]) -> Any:
         import httpx
         from postgrest.exceptions import APIError
 
+        _last_status.set(0)
+        try:
+            client = await self._client.get()
+            reply = await client.rpc(function, params).execute()
+        except httpx.TimeoutException as exc:
+            raise SourceUnavailable(f"supabase: timeout ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise SourceUnavailable(f"supabase: {type(exc).__name__}") from None
+        except APIError as exc:
+            raise _classify(exc, _last_status.get()) from None
+        except ValueError:
+            raise SourceError("supabase: the reply is not valid JSON") from None
+        return reply.data
+
+    async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         params: dict[str, Any] = {"p_board": board, "p_limit": limit}
         if after is not None:
             params.update(
@@ -139,19 +163,17 @@ class SupabaseSource:
                 p_after_rank=after.rank,
                 p_after_position=after.position,
             )
-        _last_status.set(0)
-        try:
-            client = await self._client.get()
-            reply = await client.rpc("leaderboard_page", params).execute()
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"supabase: timeout ({type(exc).__name__})") from None
-        except httpx.TransportError as exc:
-            raise SourceUnavailable(f"supabase: {type(exc).__name__}") from None
-        except APIError as exc:
-            raise _classify(exc, _last_status.get()) from None
-        except ValueError:
-            raise SourceError("supabase: the reply is not valid JSON") from None
-        return page_from_rows(reply.data, limit)
+        # PostgREST caps the rows of a response (max rows): a short page is not the end, an empty one is.
+        return page_from_rows(await self._rpc("leaderboard_page", params), limit)
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        params: dict[str, Any] = {"p_board": board, "p_after": after, "p_limit": limit}
+        if with_total:
+            params["p_with_total"] = True
+        # One jsonb value, not rows: max rows does not cut it; the function itself returns <= 1000 changes.
+        return change_page_from_reply(await self._rpc("leaderboard_changes", params))
 
     async def close(self) -> None:
         self._client.take()
@@ -170,6 +192,8 @@ def _classify(exc: Any, status: int) -> Exception:
     code = str(getattr(exc, "code", "") or "")
     message = str(getattr(exc, "message", "") or "")[:200]
     what = f"supabase: HTTP {status or '?'} {code} {message}".rstrip()
+    if code == "LB001":
+        return PositionLost(what)
     if status >= 500 or status == 429 or code.startswith(_TRANSIENT_CODES):
         return SourceUnavailable(what)
     return SourceError(what)

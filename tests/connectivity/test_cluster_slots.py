@@ -69,7 +69,7 @@ def test_boards_spread_over_every_node_and_each_is_read_back(spread: Spread, api
         keys = spread.writer.keys(board)
         # And all of a board's keys, staging keys included, hash to the snapshot key's slot
         slot = spread.slot(keys.snapshot)
-        helpers = [keys.positions, keys.lock, keys.version, keys.refresh_marker, keys.absent]
+        helpers = [keys.entries, keys.meta, keys.lock, keys.version, keys.refresh_marker, keys.absent]
         assert {spread.slot(key) for key in [*helpers, *keys.staging(1)]} == {slot}
         # When the worker's code writes the board and the API reads it
         entries = make_entries(6, start_rank=port % 1000)
@@ -115,7 +115,7 @@ def test_the_lock_and_fencing_work_on_a_node_other_than_the_first(spread: Spread
     run(contend())
     # And readers see the newer snapshot, and no staging key was left behind
     body = body_of(get(api_for(spread.endpoint), {"board": board}))
-    assert body["entries"][0]["rank"] == 100
+    assert body["entries"][0]["username"] == "player-100"  # the newer snapshot's players
     assert node.cli("KEYS", f"{keys.tag}:staging*").strip() == ""
 
 

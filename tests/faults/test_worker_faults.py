@@ -21,9 +21,10 @@ import pytest
 
 from common.cache import SnapshotHeader
 from common.config import WorkerSettings
+from common.errors import SourceError
 from common.models import Entry
 from common.runtime import run
-from common.sources import Cursor, SourcePage
+from common.sources import ChangePage, Cursor, SourcePage
 from refresh_worker.refresher import Outcome, Refresher
 from testkit.engines import PostgresEngine
 from tests.harness import CacheTools, ValkeyTarget
@@ -60,15 +61,15 @@ def worker_env(target: ValkeyTarget, prefix: str, postgres: PostgresEngine, **ex
 def test_a_worker_killed_mid_refresh_leaves_the_old_snapshot_whole(
     valkey_engine: ValkeyTarget, key_prefix: str, postgres: PostgresEngine, cache_tools: CacheTools, when: str
 ) -> None:
-    # Given an old snapshot, and a worker with a 2 s lock refreshing a 20,000-player board in small chunks
+    # Given an old snapshot, and a worker with a 3 s lock refreshing a 20,000-player board in small chunks
     seed(postgres, 20_000)
     old_version = cache_tools.write(make_entries(10), age_seconds=300)
     env = worker_env(valkey_engine, key_prefix, postgres, LEADERBOARD_SIZE="0", CACHE_WRITE_CHUNK="100",
-                     REFRESH_LOCK_TTL_MS="2000", REFRESH_MIN_REMAINING_MS="0")  # fmt: skip
+                     REFRESH_LOCK_TTL_MS="3000", REFRESH_MIN_REMAINING_MS="0")  # fmt: skip
     keys = cache_tools.keys("global")
     process = start_worker(env, "before-write" if when == "before-write" else "normal")
     try:
-        # When it is killed between fetch and write, or while it stages the new snapshot
+        # When it is killed just before the swap (everything staged), or while it stages the new snapshot
         if when == "during-write":
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not cache_tools.command("KEYS", keys.tag + ":staging:*"):
@@ -88,7 +89,7 @@ def test_a_worker_killed_mid_refresh_leaves_the_old_snapshot_whole(
     assert len(page.entries) == page.header.size == 10
     # and the dead worker's lock and staged data expire by themselves
     assert cache_tools.exists(keys.lock)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 6
     while time.monotonic() < deadline and (
         cache_tools.exists(keys.lock) or cache_tools.command("KEYS", keys.tag + ":staging*")
     ):
@@ -111,6 +112,7 @@ class TaggedSource:
     every entry carries the fetch's number, after a random delay."""
 
     name = "race"
+    has_feed = False  # every refresh is a full rebuild: many fenced swaps
 
     def __init__(self, rng: random.Random, size: int) -> None:
         self.rng = rng
@@ -124,6 +126,9 @@ class TaggedSource:
         entries = [e._replace(username=f"f{tag}") for e in make_entries(self.size)]
         return SourcePage(entries=entries[:limit], total=self.size, cursor=None)
 
+    async def fetch_changes(self, board: str, after: int | None, limit: int, **_: Any) -> ChangePage:
+        raise SourceError("no change feed")
+
     async def close(self) -> None:
         return None
 
@@ -135,15 +140,16 @@ class SlowWrites:
         self.inner = inner
         self.rng = rng
 
-    async def read_header(self, board: str) -> SnapshotHeader | None:
-        return await self.inner.read_header(board)  # type: ignore[no-any-return]
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
-    async def write_snapshot(self, header: SnapshotHeader, entries: Sequence[Entry], **kwargs: Any) -> bool:
+    async def stage_entries(self, board: str, version: int, entries: Sequence[Entry], **_: Any) -> Any:
         await asyncio.sleep(self.rng.choice([0, 0, 0, 0.001, 0.01, 0.03]))
-        return await self.inner.write_snapshot(header, entries, **{**kwargs, "staging_ttl_ms": 5000})  # type: ignore[no-any-return]
+        return await self.inner.stage_entries(board, version, entries, ttl_ms=5000)
 
-    async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool:
-        return await self.inner.mark_absent(board, version, ttl_ms)  # type: ignore[no-any-return]
+    async def commit(self, header: SnapshotHeader, **kwargs: Any) -> bool:
+        await asyncio.sleep(self.rng.choice([0, 0, 0, 0.001, 0.01, 0.03]))
+        return await self.inner.commit(header, **kwargs)  # type: ignore[no-any-return]
 
 
 def test_fencing_under_1000_random_interleavings(

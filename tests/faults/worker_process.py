@@ -1,7 +1,8 @@
 """A refresh worker in its own process, for tests that kill it (`python -m tests.faults.worker_process`).
 
 argv: a JSON object of environment variables, then the mode:
-- `before-write`: the worker kills itself (SIGKILL) after fetching, just before writing the snapshot;
+- `before-write`: the worker kills itself (SIGKILL) after fetching and staging, just before it swaps the
+  new snapshot in (or applies a delta);
 - `normal`: the worker runs; the test kills it from outside whenever it likes.
 """
 
@@ -26,7 +27,13 @@ class DieBeforeWrite:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def write_snapshot(self, *args: Any, **kwargs: Any) -> bool:
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        return self._die()
+
+    async def apply_changes(self, *args: Any, **kwargs: Any) -> Any:
+        return self._die()
+
+    def _die(self) -> Any:
         print("about-to-write", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         raise AssertionError("unreachable")

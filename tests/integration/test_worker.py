@@ -26,7 +26,7 @@ from common.messages import RefreshRequest
 from common.metrics import Metrics
 from common.models import Entry
 from common.runtime import run
-from common.sources import Cursor, Source, SourcePage, create_source
+from common.sources import ChangePage, Cursor, Source, SourcePage, create_source
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
 from refresh_worker.app import WorkerApp
@@ -41,13 +41,20 @@ Action = Callable[[], Awaitable[None]]
 
 
 class FaultySource:
-    """Delegates to a real source; counts calls per board and runs scripted actions before some."""
+    """Delegates to a real source; counts calls per board (pages in `calls`, change-feed calls in
+    `feed_calls`) and runs scripted actions before some (`actions` before pages, `feed_actions` before
+    feed calls)."""
 
-    def __init__(self, inner: Source, actions: Sequence[Action | None] = ()) -> None:
+    def __init__(
+        self, inner: Source, actions: Sequence[Action | None] = (), feed_actions: Sequence[Action | None] = ()
+    ) -> None:
         self.inner = inner
         self.name = inner.name
+        self.has_feed = inner.has_feed
         self.actions = list(actions)
+        self.feed_actions = list(feed_actions)
         self.calls: dict[str, int] = {}
+        self.feed_calls: dict[str, int] = {}
 
     async def fetch_page(self, board: str, limit: int, after: Cursor | None) -> SourcePage:
         self.calls[board] = self.calls.get(board, 0) + 1
@@ -55,6 +62,15 @@ class FaultySource:
         if action is not None:
             await action()
         return await self.inner.fetch_page(board, limit, after)
+
+    async def fetch_changes(
+        self, board: str, after: int | None, limit: int, *, with_total: bool = False
+    ) -> ChangePage:
+        self.feed_calls[board] = self.feed_calls.get(board, 0) + 1
+        action = self.feed_actions.pop(0) if self.feed_actions else None
+        if action is not None:
+            await action()
+        return await self.inner.fetch_changes(board, after, limit, with_total=with_total)
 
     async def close(self) -> None:
         await self.inner.close()
@@ -140,6 +156,7 @@ class WorkerHarness:
         self,
         actions: Sequence[Action | None] = (),
         *,
+        feed_actions: Sequence[Action | None] = (),
         source: Source | None = None,
         store: Callable[[LeaderboardCache], Any] | None = None,
         **extra: str,
@@ -148,7 +165,7 @@ class WorkerHarness:
         connection = ValkeyConnection(settings.valkey)
         keys = KeySpace(settings.boards.key)
         cache = LeaderboardCache(connection, keys)
-        faulty = FaultySource(source or create_source(settings.source), actions)
+        faulty = FaultySource(source or create_source(settings.source), actions, feed_actions)
         app = WorkerApp(settings, connection, cache, RefreshLock(connection, keys), faulty,
                         Metrics(settings.metrics_namespace, settings.service))  # fmt: skip
         if store is not None:
@@ -188,12 +205,14 @@ def test_happy_path_refreshes_the_board_from_postgres(
     users = [json.loads(e)["user_id"] for e in page.entries]
     assert users == [str(uuid.UUID(int=i)) for i in range(1, 26)]
     assert source.calls == {"global": 3}  # pages of 10, 10 and 5
+    assert source.feed_calls == {"global": 2}  # the feed's head first, the catch-up after the pages
     # and one structured line tells what happened
     done = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "refresh_done"]
     assert len(done) == 1
-    for field in ("board", "reason", "version", "entries", "source_ms", "write_ms", "attempts"):
+    for field in ("board", "reason", "version", "entries", "source_ms", "write_ms", "attempts", "mode"):
         assert field in done[0], field
-    assert done[0]["entries"] == 25 and done[0]["attempts"] == 3
+    assert done[0]["entries"] == 25 and done[0]["attempts"] == 5 and done[0]["rows_read"] == 25
+    assert (done[0]["mode"], done[0]["rebuild_reason"]) == ("rebuild", "no_snapshot")
 
 
 def test_messages_for_the_same_board_are_coalesced(workers: WorkerHarness, clean_db: PostgresEngine) -> None:
@@ -243,7 +262,7 @@ def test_two_workers_one_fetch(workers: WorkerHarness, clean_db: PostgresEngine)
 
 
 class SlowStore:
-    """Delegates to the real cache, but stalls before the first snapshot write (a GC pause, a frozen
+    """Delegates to the real cache, but stalls before swapping a snapshot in (a GC pause, a frozen
     container): long enough for this worker's lock to expire."""
 
     def __init__(self, inner: LeaderboardCache, stall_seconds: float) -> None:
@@ -251,18 +270,14 @@ class SlowStore:
         self.stall_seconds = stall_seconds
         self.results: list[bool] = []
 
-    async def read_header(self, board: str) -> SnapshotHeader | None:
-        return await self.inner.read_header(board)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
-    async def write_snapshot(self, header: SnapshotHeader, entries: Sequence[Entry], **kwargs: Any) -> bool:
+    async def commit(self, header: SnapshotHeader, **kwargs: Any) -> bool:
         await asyncio.sleep(self.stall_seconds)
-        kwargs["staging_ttl_ms"] = 10_000
-        result = await self.inner.write_snapshot(header, entries, **kwargs)
+        result = await self.inner.commit(header, **kwargs)
         self.results.append(result)
         return result
-
-    async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool:
-        return await self.inner.mark_absent(board, version, ttl_ms)
 
 
 def test_a_worker_whose_lock_expired_cannot_overwrite_a_newer_snapshot(
@@ -304,7 +319,8 @@ def test_transient_failures_are_retried_within_the_deadline(
     assert source.calls == {"global": 3}
     lines = log_lines(capsys.readouterr().out)
     assert [line["attempt"] for line in lines if line["message"] == "source_attempt_failed"] == [1, 2]
-    assert [line["attempts"] for line in lines if line["message"] == "refresh_done"] == [3]
+    # three attempts at the first page, plus the feed's head and the catch-up
+    assert [line["attempts"] for line in lines if line["message"] == "refresh_done"] == [5]
 
 
 def test_retries_stop_at_the_attempt_limit_and_the_message_fails(workers: WorkerHarness) -> None:
@@ -378,6 +394,14 @@ def test_an_unknown_challenge_is_remembered_as_absent(
     assert cache_tools.command("KEYS", keys.tag + "*") == [keys.absent.encode()]
 
 
+def rpc_calls(emulator: PostgrestEmulator) -> dict[str, int]:
+    calls: dict[str, int] = {}
+    for sent in emulator.requests:
+        name = sent.url.path.rpartition("/")[2]
+        calls[name] = calls.get(name, 0) + 1
+    return calls
+
+
 def test_the_supabase_source_end_to_end(
     workers: WorkerHarness, cache_tools: CacheTools, clean_db: PostgresEngine
 ) -> None:
@@ -392,7 +416,9 @@ def test_the_supabase_source_end_to_end(
     assert app.invoke(sqs_event(request()), FakeContext(), True) == {"batchItemFailures": []}
     page = run(cache_tools.cache.read_page("global", 0, 20))
     assert page is not None and len(page.entries) == 12
-    assert len(emulator.requests) == 3
+    # through PostgREST a short page is not the end (max rows may have cut it): 5, 5, 2, then an empty
+    # page; and the feed's head before, the catch-up after
+    assert rpc_calls(emulator) == {"leaderboard_page": 4, "leaderboard_changes": 2}
 
 
 def test_pages_shorter_than_asked_for_do_not_end_the_board(
@@ -413,7 +439,7 @@ def test_pages_shorter_than_asked_for_do_not_end_the_board(
     header = run(cache_tools.cache.read_header("global"))
     assert header is not None
     assert (header.size, header.total) == (23, 23)
-    assert len(emulator.requests) == 6  # 4+4+4+4+4+3
+    assert rpc_calls(emulator)["leaderboard_page"] == 7  # 4+4+4+4+4+3, and the empty page that ends it
 
 
 def test_a_failing_message_reaches_the_dlq_after_max_receive_count(

@@ -37,7 +37,9 @@ def test_every_key_of_a_board_shares_the_snapshot_key_slot(board: str) -> None:
     keys = BoardKeys.for_board("active_leaderboard", board)
     expected = slot(keys.snapshot)
     helper_keys = [
-        keys.positions,
+        keys.entries,
+        keys.meta,
+        keys.legacy_positions,
         keys.lock,
         keys.version,
         keys.refresh_marker,

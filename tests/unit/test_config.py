@@ -77,7 +77,8 @@ def test_worker_infers_the_only_configured_source() -> None:
     settings = WorkerSettings.from_env({**WORKER, "DATABASE_URL": "postgresql://u:p@db/x"})
     assert settings.source.kind == "postgres"
     assert settings.valkey.request_timeout_ms == 2000  # headroom on the worker
-    assert settings.leaderboard_size == 1000
+    assert settings.leaderboard_size == 0  # everyone: a refresh costs what changed, not the board's size
+    assert (settings.delta_max_rows, settings.rebuild_seconds) == (10_000, 3_600)
 
 
 def test_worker_refuses_to_guess_between_sources() -> None:

@@ -1,0 +1,45 @@
+"""The v2 snapshot layout, independent of any Valkey client (docs/layout.md).
+
+- `encoding`: rank keys, members, stored values and the header (format 2);
+- `scripts`: the Lua sources of every read and write, as plain strings;
+- `replies`: the read scripts' raw replies turned into Page / UserWindow.
+
+`common.cache` builds the worker's and the API's async GLIDE store on these; a synchronous reader loads
+the same scripts and parses with the same functions.
+"""
+
+from __future__ import annotations
+
+from common.snapshot import scripts
+from common.snapshot.encoding import (
+    FORMAT,
+    MAX_SCORE,
+    RANKKEY_BYTES,
+    Ranked,
+    SnapshotHeader,
+    encode_value,
+    member,
+    micros,
+    rankkey,
+    served_entry,
+)
+from common.snapshot.replies import HeaderCache, Page, UserWindow, page_from_reply, user_from_reply
+
+__all__ = [
+    "FORMAT",
+    "MAX_SCORE",
+    "RANKKEY_BYTES",
+    "HeaderCache",
+    "Page",
+    "Ranked",
+    "SnapshotHeader",
+    "UserWindow",
+    "encode_value",
+    "member",
+    "micros",
+    "page_from_reply",
+    "rankkey",
+    "scripts",
+    "served_entry",
+    "user_from_reply",
+]

@@ -1,0 +1,346 @@
+r"""The Lua scripts of the v2 layout, as plain source strings (any client can load them: the worker's
+async GLIDE store, the API's readers, a synchronous reader). docs/layout.md explains the layout.
+
+Keys of one board, in the order every script takes them (all share the board's hash tag):
+    snapshot  ZSET  rank key (16 bytes) + user id, every score 0: byte order is rank order
+    entries   HASH  user id -> stored value (rank key + username JSON \0 score \0 solved \0 time JSON)
+    meta      STRING  the header JSON (format 2); no meta = no snapshot
+
+Competition ranks are computed while reading, never stored: rank = 1 + ZLEXCOUNT(snapshot, "-",
+"(" .. rank key) (the players strictly better), and inside a page only the first entry needs that
+O(log N) call. So a change rewrites one player's member and value and nobody else's bytes.
+
+Comparisons of members are byte-wise: Valkey orders equal-score members with memcmp, and the scripts
+never use Lua's `<` on strings (it follows the server's locale).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APPLY_CHANGES",
+    "COMMIT",
+    "MARK_ABSENT",
+    "READ_PAGE",
+    "READ_USER",
+    "STAGE_CHANGES",
+    "STAGE_ENTRIES",
+]
+
+# ---- shared helpers --------------------------------------------------------------------------------
+
+_META = r"""
+local function meta_of(key)
+  local meta = redis.pcall('GET', key)
+  if type(meta) ~= 'string' or string.sub(meta, 1, 12) ~= '{"format":2,' then return nil end
+  return meta
+end
+local function field(meta, name)
+  return string.match(meta, '"' .. name .. '":(%d+)')
+end
+"""
+
+_RENDER = r"""
+local function quoted_id(uid)
+  if string.find(uid, '["\\]') then return (string.gsub(uid, '["\\]', '\\%0')) end
+  return uid
+end
+-- value: rank key (16 bytes), username JSON, NUL, score, NUL, solved, NUL, last_solved_at JSON
+local function render(rank, uid, value)
+  local name, score, solved, at = string.match(value, '^([^%z]*)%z([^%z]*)%z([^%z]*)%z(.*)$', 17)
+  if not name then return nil end
+  return '{"rank":' .. rank .. ',"user_id":"' .. quoted_id(uid) .. '","username":' .. name ..
+    ',"score":' .. score .. ',"solved":' .. solved .. ',"last_solved_at":' .. at .. '}'
+end
+-- The served entries for `members`, the first of which is at board position `first` (0-based).
+-- nil when an entry is missing (a partly evicted snapshot): the caller answers "no snapshot".
+local function render_range(snapshot, entries, first, members)
+  local n = #members
+  local out = {}
+  if n == 0 then return out end
+  local ids = {}
+  for i = 1, n do ids[i] = string.sub(members[i], 17) end
+  local values = {}
+  for s = 1, n, 500 do
+    local part = redis.call('HMGET', entries, unpack(ids, s, math.min(n, s + 499)))
+    for j = 1, #part do values[s + j - 1] = part[j] end
+  end
+  local key = string.sub(members[1], 1, 16)
+  local rank = 1 + redis.call('ZLEXCOUNT', snapshot, '-', '(' .. key)
+  for i = 1, n do
+    local k = string.sub(members[i], 1, 16)
+    if k ~= key then
+      key = k
+      rank = first + i
+    end
+    local value = values[i]
+    if not value then return nil end
+    local entry = render(rank, ids[i], value)
+    if not entry then return nil end
+    out[i] = entry
+  end
+  return out
+end
+"""
+
+_WRITE = r"""
+local function from_hex(hex)
+  return (string.gsub(hex, '%x%x', function(pair) return string.char(tonumber(pair, 16)) end))
+end
+local function to_hex(bytes)
+  return (string.gsub(bytes, '.', function(c) return string.format('%02x', string.byte(c)) end))
+end
+-- a <= b, byte by byte
+local function at_or_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
+end
+-- Apply (user id, value) pairs from args[from]: value '' removes the player. With a boundary (a capped
+-- board), a player whose new member sorts after it is not kept.
+local function apply(snapshot, entries, args, from, boundary)
+  for i = from, #args, 2 do
+    local uid, value = args[i], args[i + 1]
+    local old = redis.call('HGET', entries, uid)
+    if old then redis.call('ZREM', snapshot, string.sub(old, 1, 16) .. uid) end
+    local kept = false
+    if value ~= '' then
+      local member = string.sub(value, 1, 16) .. uid
+      if not boundary or at_or_before(member, boundary) then
+        redis.call('ZADD', snapshot, 0, member)
+        redis.call('HSET', entries, uid, value)
+        kept = true
+      end
+    end
+    if old and not kept then redis.call('HDEL', entries, uid) end
+  end
+end
+-- LEADERBOARD_SIZE: keep the top `cap` (0 = everyone); the last one kept becomes the boundary.
+local function trim(snapshot, entries, cap, boundary)
+  local size = redis.call('ZCARD', snapshot)
+  if cap > 0 and size > cap then
+    local dropped = redis.call('ZRANGE', snapshot, cap, -1)
+    for s = 1, #dropped, 500 do
+      local ids = {}
+      for j = s, math.min(#dropped, s + 499) do ids[#ids + 1] = string.sub(dropped[j], 17) end
+      redis.call('HDEL', entries, unpack(ids))
+    end
+    redis.call('ZREMRANGEBYRANK', snapshot, cap, -1)
+    boundary = redis.call('ZRANGE', snapshot, -1, -1)[1]
+    size = cap
+  end
+  return size, boundary
+end
+local function write_meta(key, prefix, total, size, boundary)
+  if total == '' then total = size end
+  local b = 'null'
+  if boundary then b = '"' .. to_hex(boundary) .. '"' end
+  redis.call('SET', key, prefix .. ',"total":' .. total .. ',"size":' .. size .. ',"boundary":' .. b .. '}')
+end
+local function boundary_of(meta)
+  local hex = string.match(meta, '"boundary":"(%x+)"')
+  if hex then return from_hex(hex) end
+  return nil
+end
+"""
+
+# ---- reads (the API): one script, one round trip, O(log N + count) ---------------------------------
+
+# KEYS: snapshot, entries, meta   ARGV: offset (0-based), count (>= 1)
+# Returns {} (no snapshot), {meta} (offset past the end), or {meta, entry...}.
+READ_PAGE = (
+    _META
+    + _RENDER
+    + r"""
+local snapshot, entries, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local offset, count = tonumber(ARGV[1]), tonumber(ARGV[2])
+local meta = meta_of(meta_key)
+if not meta then return {} end
+local members = redis.call('ZRANGE', snapshot, offset, offset + count - 1)
+if #members == 0 then
+  if offset < tonumber(field(meta, 'size')) then return {} end  -- the members are gone (evicted)
+  return {meta}
+end
+local page = render_range(snapshot, entries, offset, members)
+if not page then return {} end
+table.insert(page, 1, meta)
+return page
+"""
+)
+
+# KEYS: snapshot, entries, meta   ARGV: user id, around
+# Returns {} (no snapshot), {meta} (the user is not on the board), or
+# {meta, first position, user position, entry...} (0-based positions). The window keeps 2*around+1
+# entries at the edges of the board, as Steam's "around me" does.
+READ_USER = (
+    _META
+    + _RENDER
+    + r"""
+local snapshot, entries, meta_key = KEYS[1], KEYS[2], KEYS[3]
+local user_id, around = ARGV[1], tonumber(ARGV[2])
+local meta = meta_of(meta_key)
+if not meta then return {} end
+local value = redis.call('HGET', entries, user_id)
+if not value then return {meta} end
+local index = redis.call('ZRANK', snapshot, string.sub(value, 1, 16) .. user_id)
+if not index then return {} end
+local last = redis.call('ZCARD', snapshot) - 1
+local first = index - around
+if first < 0 then first = 0 end
+local stop = first + 2 * around
+if stop > last then
+  stop = last
+  first = stop - 2 * around
+  if first < 0 then first = 0 end
+end
+local window = render_range(snapshot, entries, first, redis.call('ZRANGE', snapshot, first, stop))
+if not window then return {} end
+local out = {meta, tostring(first), tostring(index)}
+for i = 1, #window do out[i + 3] = window[i] end
+return out
+"""
+)
+
+# ---- writes (the worker) ---------------------------------------------------------------------------
+
+# A delta refresh: one batch of changes, all or nothing.
+# KEYS: snapshot, entries, meta, refresh marker, absent marker
+# ARGV: version, expected position, meta prefix, total ('' = the board's size), cap (0 = none),
+#       then (user id, value) pairs, value '' = removed
+# Returns {1, size} applied; {0} refused, the stored version is newer or the same (never applied twice
+# or on top of a newer state); {-1} no usable snapshot (missing, flushed, partly evicted): rebuild;
+# {-2} refused, the stored position is not the one the batch starts from (out of order).
+APPLY_CHANGES = (
+    _META
+    + _WRITE
+    + r"""
+local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local version, expected, prefix, total, cap = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local meta = meta_of(meta_key)
+if not meta then return {-1} end
+if tonumber(field(meta, 'version')) >= version then return {0} end
+if field(meta, 'position') ~= expected then return {-2} end
+local size = tonumber(field(meta, 'size'))
+if redis.pcall('ZCARD', snapshot) ~= size or redis.pcall('HLEN', entries) ~= size then return {-1} end
+local boundary = boundary_of(meta)
+apply(snapshot, entries, ARGV, 6, boundary)
+size, boundary = trim(snapshot, entries, cap, boundary)
+write_meta(meta_key, prefix, total, size, boundary)
+redis.call('DEL', refresh, absent)
+return {1, size}
+"""
+)
+
+# A full rebuild's pages, into the staging keys (bulk commands: a page is ~4 calls, not 4 per player).
+# KEYS: staging snapshot, staging entries   ARGV: ttl ms, then (user id, value) pairs
+# A player seen on an earlier page under another rank key (they moved during the paging) keeps one
+# entry; the catch-up then sets it to their latest state. Returns {staged count, last staged member}.
+STAGE_ENTRIES = r"""
+local staging, staging_entries = KEYS[1], KEYS[2]
+local n = (#ARGV - 1) / 2
+for s = 0, n - 1, 500 do
+  local ids, zadd, hset = {}, {}, {}
+  for j = s, math.min(n - 1, s + 499) do
+    local uid, value = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
+    ids[#ids + 1] = uid
+    zadd[#zadd + 1] = 0
+    zadd[#zadd + 1] = string.sub(value, 1, 16) .. uid
+    hset[#hset + 1] = uid
+    hset[#hset + 1] = value
+  end
+  local old = redis.call('HMGET', staging_entries, unpack(ids))
+  for k = 1, #ids do
+    local before = old[k]
+    if before and string.sub(before, 1, 16) ~= string.sub(hset[2 * k], 1, 16) then
+      redis.call('ZREM', staging, string.sub(before, 1, 16) .. ids[k])
+    end
+  end
+  redis.call('ZADD', staging, unpack(zadd))
+  redis.call('HSET', staging_entries, unpack(hset))
+end
+redis.call('PEXPIRE', staging, ARGV[1])
+redis.call('PEXPIRE', staging_entries, ARGV[1])
+return {redis.call('ZCARD', staging), redis.call('ZRANGE', staging, -1, -1)[1] or ''}
+"""
+
+# A full rebuild's catch-up (the changes committed while it paged), into the staging keys.
+# KEYS: staging snapshot, staging entries   ARGV: ttl ms, boundary (hex, '' = none), then pairs as above
+# Returns the staged count.
+STAGE_CHANGES = (
+    _WRITE
+    + r"""
+local staging, staging_entries = KEYS[1], KEYS[2]
+local boundary = nil
+if ARGV[2] ~= '' then boundary = from_hex(ARGV[2]) end
+apply(staging, staging_entries, ARGV, 3, boundary)
+redis.call('PEXPIRE', staging, ARGV[1])
+redis.call('PEXPIRE', staging_entries, ARGV[1])
+return redis.call('ZCARD', staging)
+"""
+)
+
+# The fenced swap of a full rebuild.
+# KEYS: snapshot, entries, meta, refresh marker, absent marker, staging snapshot, staging entries,
+#       the v1 layout's positions hash (deleted: an upgraded board leaves nothing behind)
+# ARGV: version, lowest stored position it may replace ('' = any), meta prefix, total ('' = size),
+#       cap (0 = none), boundary (hex, '' = none), staged count
+# Returns 1 swapped in; 0 refused (a newer version, or a newer position, is stored); -1 the staged data
+# is not all there (expired, or evicted by a volatile-* maxmemory policy).
+COMMIT = (
+    _META
+    + _WRITE
+    + r"""
+local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local staging, staging_entries, legacy = KEYS[6], KEYS[7], KEYS[8]
+local version, newest, prefix, total = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local cap, staged = tonumber(ARGV[5]), tonumber(ARGV[7])
+local meta = meta_of(meta_key)
+if meta then
+  local stored = field(meta, 'position')
+  if tonumber(field(meta, 'version')) >= version
+     or (newest ~= '' and stored and tonumber(stored) > tonumber(newest)) then
+    redis.call('DEL', staging, staging_entries)
+    return 0
+  end
+end
+if redis.call('ZCARD', staging) ~= staged or redis.call('HLEN', staging_entries) ~= staged then
+  redis.call('DEL', staging, staging_entries)
+  return -1
+end
+local boundary = nil
+if ARGV[6] ~= '' then boundary = from_hex(ARGV[6]) end
+local size
+size, boundary = trim(staging, staging_entries, cap, boundary)
+if size > 0 then
+  redis.call('RENAME', staging, snapshot)
+  redis.call('PERSIST', snapshot)
+  redis.call('RENAME', staging_entries, entries)
+  redis.call('PERSIST', entries)
+else
+  redis.call('DEL', snapshot, entries, staging, staging_entries)
+end
+write_meta(meta_key, prefix, total, size, boundary)
+redis.call('DEL', refresh, absent, legacy)
+return 1
+"""
+)
+
+# The source says the board does not exist: drop any snapshot (fenced like a commit) and remember that
+# for a while. The version counter goes too: a probed, non-existent board leaves only keys that expire.
+# (Versions stay monotonic without it: they are max(counter + 1, server time).)
+# KEYS: snapshot, entries, meta, refresh marker, absent marker, version counter, v1 positions hash
+# ARGV: version, absent ttl ms
+MARK_ABSENT = (
+    _META
+    + r"""
+local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local counter, legacy = KEYS[6], KEYS[7]
+local meta = meta_of(meta_key)
+if meta and tonumber(field(meta, 'version')) >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', snapshot, entries, meta_key, refresh, counter, legacy)
+redis.call('SET', absent, ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+)
