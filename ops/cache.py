@@ -1,8 +1,10 @@
 """What the cache holds for one board, and waiting for a refresh to land.
 
-The snapshot header is read with the API's own code (LeaderboardCache.read_header). The helper keys
-(lock, refresh marker, absent marker, version counter) are plain strings with expiries, read here with
-GET and PTTL: this is the one ops module that talks to GLIDE directly.
+The snapshot header (the v2 layout's `meta` key, docs/layout.md) is read with the API's own code
+(LeaderboardCache.read_header). The ranking's sorted set and entry hash are counted (ZCARD, HLEN: they
+must both equal the header's size), an older release's LIST snapshot is recognised, and the helper keys
+(lock, refresh marker, absent marker, version counter) are plain strings with expiries, read with GET
+and PTTL: this is the one ops module that talks to GLIDE directly.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from glide import GlideError
 from common.boards import BoardKeys
 from common.cache import LeaderboardCache, SnapshotHeader
 from common.errors import CacheUnavailable
-from common.timeutil import now_ms
+from common.timeutil import iso_from_ms, now_ms
 from common.valkey import ValkeyConnection, describe_error
 from ops.dlq import format_age
 
@@ -36,9 +38,19 @@ class KeyState:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """What the snapshot's keys hold: the key type of the ranking and the counts of both structures."""
+
+    kind: str  # "zset" (v2), "list" (v1), "none"
+    members: int
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
 class BoardState:
     keys: BoardKeys
     header: SnapshotHeader | None
+    stored: Stored
     lock: KeyState
     refresh_marker: KeyState
     absent: KeyState
@@ -56,11 +68,25 @@ async def _key(connection: ValkeyConnection, key: str) -> KeyState:
     return KeyState(value, int(ttl) if value is not None and int(ttl) >= 0 else None)
 
 
+async def _stored(connection: ValkeyConnection, keys: BoardKeys) -> Stored:
+    client = await connection.client()
+    try:
+        kind = (await client.type(keys.snapshot)).decode()
+        members = await client.zcard(keys.snapshot) if kind == "zset" else 0
+        if kind == "list":
+            members = await client.llen(keys.snapshot)
+        entries = await client.hlen(keys.entries)
+    except GlideError as exc:
+        raise CacheUnavailable(f"reading {keys.snapshot}: {describe_error(exc)}") from None
+    return Stored(kind, int(members), int(entries))
+
+
 async def inspect(connection: ValkeyConnection, cache: LeaderboardCache, board: str) -> BoardState:
     keys = cache.keys(board)
     return BoardState(
         keys=keys,
         header=await cache.read_header(board),
+        stored=await _stored(connection, keys),
         lock=await _key(connection, keys.lock),
         refresh_marker=await _key(connection, keys.refresh_marker),
         absent=await _key(connection, keys.absent),
@@ -76,9 +102,14 @@ def render(state: BoardState, *, fresh_seconds: int | None) -> list[str]:
     """The report `cache show` prints: one `name  value` line each. With no `fresh_seconds` (the API's
     window is not known here) the age is shown without a fresh/STALE verdict."""
     h = state.header
+    stored = state.stored
     rows: list[tuple[str, str]] = [("board", state.keys.board), ("key", state.keys.snapshot)]
     if h is None:
         rows.append(("snapshot", "none (reads answer 503 warming_up until the worker writes one)"))
+        if stored.kind == "list":
+            rows.append(
+                ("layout", f"v1 list of {stored.members} (an older release's; the next refresh replaces it)")
+            )
     else:
         age = (now_ms() - h.generated_at_ms) / 1000
         if fresh_seconds is None:
@@ -93,7 +124,23 @@ def render(state: BoardState, *, fresh_seconds: int | None) -> list[str]:
             ("entries", str(h.size)),
             ("total", str(h.total)),
             ("source", h.source or "-"),
+            ("position", "none (the source has no change feed)" if h.position is None else str(h.position)),
+            ("rebuilt_at", iso_from_ms(h.rebuilt_at_ms) if h.rebuilt_at_ms else "-"),
         ]
+        consistent = stored.kind in ("zset", "none") and stored.members == stored.entries == h.size
+        layout = f"v2 (sorted set of {stored.members}, hash of {stored.entries})"
+        rows.append(
+            (
+                "layout",
+                layout
+                if consistent
+                else f"{layout}: INCONSISTENT with the header, rebuilt on the next refresh",
+            )
+        )
+        if h.boundary is not None:
+            rows.append(
+                ("capped", "yes: LEADERBOARD_SIZE cut the board; players below the last one are not stored")
+            )
     lock = state.lock
     if lock.value is None:
         rows.append(("lock", "free"))

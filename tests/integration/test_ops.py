@@ -320,6 +320,8 @@ def test_cache_show_reports_the_snapshot_the_lock_and_the_marker(
     assert rows["entries"] == "7"
     assert rows["total"] == "9"
     assert rows["source"] == "test"
+    assert rows["position"] == "none (the source has no change feed)"
+    assert rows["layout"] == "v2 (sorted set of 7, hash of 7)"
     assert "STALE, fresh for 60 s" in rows["generated_at"]
     assert rows["lock"].startswith("held by test (expires in ")
     assert rows["refresh pending"].startswith("yes (expires in ")
@@ -379,6 +381,23 @@ def test_dev_without_a_running_stack_is_exit_2(ops: Any, tmp_path: Path) -> None
         "(start one with `make dev`)"
     )
     assert "is not running" in gone.err and len(gone.err.strip().splitlines()) == 1
+
+
+def test_cache_show_flags_an_older_release_and_an_inconsistent_snapshot(
+    ops: Any, queues: Queues, cache_tools: CacheTools
+) -> None:
+    # Given a board whose snapshot key is still an older release's LIST (no v2 header)
+    keys = cache_tools.keys("global")
+    cache_tools.command("RPUSH", keys.snapshot, '{"format":1}', '{"rank":1}')
+    result = ops("cache", "show", env=valkey_env(cache_tools, queues))
+    assert result.code == 0, result.err
+    assert "v1 list of 2 (an older release's; the next refresh replaces it)" in result.out
+    # And given a v2 snapshot whose hash lost an entry (evicted)
+    cache_tools.command("DEL", keys.snapshot)
+    cache_tools.write(make_entries(3))
+    cache_tools.command("HDEL", keys.entries, make_entries(3)[1].user_id)
+    result = ops("cache", "show", env=valkey_env(cache_tools, queues))
+    assert "v2 (sorted set of 3, hash of 2): INCONSISTENT" in result.out
 
 
 def test_cache_show_of_an_empty_board(ops: Any, queues: Queues, cache_tools: CacheTools) -> None:

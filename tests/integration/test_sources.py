@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from common.errors import SourceError, SourceUnavailable
+from common.errors import PositionLost, SourceError, SourceUnavailable
 from common.models import Entry
 from common.sources.base import Cursor, Source
 from common.sources.http import HttpSource
@@ -37,7 +37,10 @@ KEY = "service-role-key-for-tests"
 async def seeded(postgres: PostgresEngine) -> str:
     """25 players on challenge a (pairs tied), the last 3 also on b; returns the DSN."""
     conn = await asyncpg.connect(postgres.uri)
-    await conn.execute("truncate challenge_results, challenge_best, leaderboard_totals restart identity")
+    await conn.execute(
+        "truncate challenge_results, challenge_best, leaderboard_totals, leaderboard_removed, "
+        "leaderboard_feed_horizon restart identity"
+    )
     rows = [
         (uuid.UUID(int=i), f"player-{i}", "a", 10 * (26 - i - (i % 2)), T0 + timedelta(minutes=(i + 1) // 2))
         for i in range(1, 26)
@@ -270,3 +273,131 @@ async def test_http_source_404_means_no_such_board() -> None:
     finally:
         await source.close()
     assert page.entries == [] and page.total == 0
+
+
+# ---- the change feed ----------------------------------------------------------------------------------
+
+
+async def test_both_sources_read_the_same_change_feed(seeded: str) -> None:
+    # Given some changes after the seed: an improvement, a regrade down, a removal
+    conn = await asyncpg.connect(seeded)
+    start = json.loads(await conn.fetchval("select leaderboard_changes('global')::text"))["head"]
+    await conn.execute(
+        "update challenge_results set score = score + 500 where user_id = $1", uuid.UUID(int=20)
+    )
+    await conn.execute("update challenge_results set score = 1 where user_id = $1", uuid.UUID(int=1))
+    await conn.execute("delete from challenge_results where user_id = $1", uuid.UUID(int=24))
+    await conn.close()
+    direct = PostgresSource(seeded)
+    emulator = PostgrestEmulator(seeded)
+    rest = supabase(emulator)
+    try:
+        for board in ("global", "challenge:a", "challenge:b"):
+            a = await direct.fetch_changes(board, start, 2, with_total=True)
+            b = await rest.fetch_changes(board, start, 2, with_total=True)
+            assert a == b, board
+            assert len(a.changes) <= 2
+        head = await direct.fetch_changes("global", None, 0)
+        everything = await direct.fetch_changes("global", start, 1000)
+    finally:
+        await direct.close()
+        await rest.close()
+    assert head.changes == [] and head.head == everything.head
+    assert [(c.user_id, c.entry is None) for c in everything.changes] == [
+        (str(uuid.UUID(int=20)), False), (str(uuid.UUID(int=1)), False), (str(uuid.UUID(int=24)), True),
+    ]  # fmt: skip
+    first = everything.changes[0].entry
+    assert first is not None and first.rank == 0 and first.last_solved_at is not None
+    assert first.last_solved_at.endswith("Z") and len(first.last_solved_at) == 27  # microseconds
+    # the wire contract: one POST per call, named arguments, p_with_total only when asked
+    sent = [json.loads(r.content) for r in emulator.requests]
+    assert all(r.url.path == "/rest/v1/rpc/leaderboard_changes" for r in emulator.requests)
+    assert sent[0] == {"p_board": "global", "p_after": start, "p_limit": 2, "p_with_total": True}
+
+
+async def test_a_position_the_feed_no_longer_covers_is_position_lost(seeded: str) -> None:
+    conn = await asyncpg.connect(seeded)
+    await conn.execute("delete from challenge_results where user_id = $1", uuid.UUID(int=3))
+    await conn.execute("select leaderboard_prune_removed('0 seconds')")
+    await conn.close()
+    emulator = PostgrestEmulator(seeded)
+    for source in (PostgresSource(seeded), supabase(emulator)):
+        try:
+            with pytest.raises(PositionLost, match="LB001"):
+                await source.fetch_changes("global", 0, 10)
+        finally:
+            await source.close()
+    # PostgREST reports it as HTTP 400 with the SQLSTATE as the code
+    assert emulator.requests and emulator.requests[0].method == "POST"
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (html_error(503), SourceUnavailable),
+        (read_timeout, SourceUnavailable),
+        (postgrest_error(500, "57014", "canceling statement due to statement timeout"), SourceUnavailable),
+        (postgrest_error(400, "LB001", "position 3 is not covered by the change feed"), PositionLost),
+        (postgrest_error(404, "PGRST202", "Could not find the function public.leaderboard_changes"),
+         SourceError),  # the migration is not applied
+        (malformed_json, SourceError),
+    ],
+)  # fmt: skip
+async def test_supabase_feed_failures_are_classified(
+    seeded: str, fault: Callable[[httpx.Request], httpx.Response], error: type[Exception]
+) -> None:
+    emulator = PostgrestEmulator(seeded, faults=[fault])
+    source = supabase(emulator)
+    try:
+        with pytest.raises(error):
+            await source.fetch_changes("global", 0, 10)
+        assert len(emulator.requests) == 1
+        assert (await source.fetch_changes("global", 0, 10)).head > 0
+    finally:
+        await source.close()
+
+
+def change(**fields: Any) -> dict[str, Any]:
+    return {"user_id": "u1", "username": "x", "score": 1, "solved": 1, "last_solved_at": None,
+            "change_seq": 5, "removed": False, **fields}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"head": 5, "horizon": 0},
+        {"head": 5, "horizon": 0, "changes": {}},
+        {"head": -1, "horizon": 0, "changes": []},
+        {"head": 5, "horizon": 0, "changes": [change(change_seq=6)]},  # beyond head
+        {"head": 9, "horizon": 0, "changes": [change(change_seq=5), change(change_seq=5, user_id="u2")]},
+        {"head": 5, "horizon": 0, "changes": [change(removed=None)]},
+        {"head": 5, "horizon": 0, "changes": [change(removed=True, user_id="a/b")]},
+        {"head": 5, "horizon": 0, "changes": [change(score=-3)]},
+        {
+            "head": 5000,
+            "horizon": 0,
+            "changes": [change(change_seq=i, user_id=f"u{i}") for i in range(1, 1002)],
+        },
+    ],
+)
+async def test_supabase_feed_replies_are_validated(seeded: str, body: Any) -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body, request=request)
+
+    source = supabase(PostgrestEmulator(seeded, faults=[reply]))
+    try:
+        with pytest.raises(SourceError, match="malformed"):
+            await source.fetch_changes("global", 0, 10)
+    finally:
+        await source.close()
+
+
+async def test_the_http_source_has_no_change_feed() -> None:
+    source = upstream({})
+    try:
+        assert source.has_feed is False
+        with pytest.raises(SourceError, match="no change feed"):
+            await source.fetch_changes("global", 0, 10)
+    finally:
+        await source.close()
