@@ -1,17 +1,30 @@
-"""P5 (and the full-board figures of issue 8): a refresh at scale, and what keeps it cheap.
+"""Refresh at scale (issue 12): a million-player board, kept fresh at the cost of what changed.
 
-A refresh is measured as the worker runs it — skip check, lock + fencing version, the source query
-(`leaderboard_page`), the staged write and the atomic swap, the lock release — on two databases in one
-PostgreSQL, interleaved: 10,000 results over 1,000 players, and 1,000,000 results over 100,000 players
-(loaded with one COPY; the load time is reported too). Then a 100,000-player board is refreshed whole
-(LEADERBOARD_SIZE=0) from PostgreSQL and through supabase-py's paged RPC, and the single-writer cost of
-the triggers is measured as concurrent single-row inserts per second.
+Two databases in one PostgreSQL, loaded fast (bench/refresh_data.py): 1,000,000 and 10,000 ranked
+players. Then, on one valkey-server:
+
+- P8 + M2: the production worker (its own process) rebuilds the 1M board from PostgreSQL; its
+  duration and its peak RSS. M1: Valkey's used_memory growth for that board ÷ players.
+- P8 (Supabase): the same rebuild through supabase-py's RPC pages (≤ 1000 rows per request) against
+  the PostgREST emulation (which runs in this process too, so this figure includes its work).
+- P5d / P5r: rounds of 1,000 players changed through real INSERT/UPDATE/DELETE statements, then one
+  refresh (a delta), on the 1M and the 10k board, interleaved; p50 ratio, and rows read ÷ players
+  changed.
+- P7: `/leaderboard/users/{id}?around=5` through the API handler (event → response) on the 1M board ÷
+  on a 1k board, interleaved, valkey-server and this process pinned to separate CPUs.
+- S1: single-row inserts/s with the triggers (now also numbering changes), 8 concurrent writers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import random
 import statistics
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -20,7 +33,10 @@ from typing import Any
 
 import asyncpg
 
-from bench.stats import percentile, summary
+from bench.fixtures import Context, Snapshots, api_event, entries
+from bench.read_path import _app, _pin
+from bench.refresh_data import BenchDatabase, create_database
+from bench.stats import compare, percentile, summary
 from common.boards import KeySpace
 from common.cache import LeaderboardCache
 from common.config import WorkerSettings
@@ -30,74 +46,74 @@ from common.sources import Source
 from common.sources.postgres import PostgresSource
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
-from refresh_worker.refresher import Outcome, Refresher
-from testkit.engines import MIGRATIONS, PostgresEngine, ValkeyServer
+from refresh_worker.refresher import Mode, Outcome, Refresher, RefreshResult
+from testkit.engines import PostgresEngine, SqsEngine, ValkeyServer
 from testkit.postgrest import PostgrestEmulator
-from testkit.seed import SeedSpec, load
 
-SMALL = SeedSpec(users=1_000, results=10_000, challenges=50)
-BIG = SeedSpec(users=100_000, results=1_000_000, challenges=50)
-
-
-async def _database(postgres: PostgresEngine, name: str, spec: SeedSpec) -> tuple[str, float]:
-    admin = await asyncpg.connect(postgres.uri)
-    try:
-        await admin.execute(f'drop database if exists "{name}"')
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    dsn = postgres.uri.replace("/postgres?", f"/{name}?")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("set client_min_messages = warning")
-        for path in sorted(MIGRATIONS.glob("*.sql")):
-            await conn.execute(path.read_text())
-        started = time.monotonic()
-        await load(conn, spec)
-        seconds = time.monotonic() - started
-        await conn.execute("analyze")
-    finally:
-        await conn.close()
-    return dsn, seconds
+# BENCH_BIG_PLAYERS shrinks the big board for a quick trial run; the figures are for 1,000,000.
+BIG, SMALL = int(os.environ.get("BENCH_BIG_PLAYERS", "1000000")), 10_000
+CHANGED = 1_000
+ROUNDS = 7
+# The worker's Lambda settings in template.yaml (Timeout, REFRESH_LOCK_TTL_MS): the rebuild must fit.
+WORKER_TIMEOUT_MS = 120_000
+WORKER_LOCK_TTL_MS = 120_000
 
 
-class Bench:
+def _used_memory(client: Any) -> int:
+    info = run(client.custom_command(["INFO", "memory"])).decode()
+    return int(next(line for line in info.splitlines() if line.startswith("used_memory:")).split(":")[1])
+
+
+class Workers:
     def __init__(self, server: ValkeyServer) -> None:
         self.base = WorkerSettings.from_env(
             {
                 "VALKEY_HOST": server.host,
                 "VALKEY_PORT": str(server.port),
                 "LEADERBOARD_API_URL": "http://unused/",
-                "LOG_LEVEL": "WARNING",
+                "VALKEY_REQUEST_TIMEOUT_MS": "30000",
             }
         )
         self.connection = ValkeyConnection(self.base.valkey)
 
-    def refresher(self, prefix: str, source: Source, size: int, page: int = 1000) -> Refresher:
-        settings = replace(
-            self.base,
-            leaderboard_size=size,
-            source=replace(self.base.source, page_size=page),
-            lock_ttl_ms=300_000,
-            min_remaining_ms=0,
-        )
+    def refresher(self, prefix: str, source: Source) -> Refresher:
+        settings = replace(self.base, lock_ttl_ms=WORKER_LOCK_TTL_MS, min_remaining_ms=0, rebuild_seconds=0)
         keys = KeySpace(prefix)
-        return Refresher(
-            settings,
-            LeaderboardCache(self.connection, keys),
-            RefreshLock(self.connection, keys, holder="bench"),
-            source,
-        )
+        cache = LeaderboardCache(self.connection, keys)
+        return Refresher(settings, cache, RefreshLock(self.connection, keys, holder="bench"), source)
 
-    entries = 0
-
-    @classmethod
-    async def once(cls, refresher: Refresher) -> float:
+    @staticmethod
+    async def once(refresher: Refresher) -> tuple[float, RefreshResult]:
         started = time.perf_counter()
-        result = await refresher.refresh("global", "bench", 2**62, 900_000)
+        result = await refresher.refresh("global", "bench", 2**62, WORKER_TIMEOUT_MS)
         assert result.outcome is Outcome.REFRESHED, result
-        cls.entries = result.entries
-        return (time.perf_counter() - started) * 1000
+        return (time.perf_counter() - started) * 1000, result
+
+
+def _child_rebuild(server: ValkeyServer, db: BenchDatabase, prefix: str) -> dict[str, Any]:
+    env = {
+        "VALKEY_HOST": server.host, "VALKEY_PORT": str(server.port), "DATABASE_URL": db.dsn,
+        "LEADERBOARD_KEY": prefix, "LEADERBOARD_SIZE": "0", "REFRESH_LOCK_TTL_MS": str(WORKER_LOCK_TTL_MS),
+        "VALKEY_REQUEST_TIMEOUT_MS": "30000", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.refresh_child", json.dumps(env), str(WORKER_TIMEOUT_MS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the rebuild child failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["outcome"] == "refreshed" and result["mode"] == "rebuild", result
+    return result
+
+
+async def _delete_board(connection: ValkeyConnection, prefix: str) -> None:
+    keys = KeySpace(prefix)("global")
+    client = await connection.client()
+    await client.custom_command(["UNLINK", keys.snapshot, keys.entries, keys.meta])
 
 
 async def _insert_rate(dsn: str, writers: int = 8, seconds: float = 3.0) -> float:
@@ -125,91 +141,183 @@ async def _insert_rate(dsn: str, writers: int = 8, seconds: float = 3.0) -> floa
     return count / seconds
 
 
-def run_refresh(runs: int = 15) -> dict[str, Any]:
+def _deltas(
+    workers: Workers, dbs: dict[str, BenchDatabase], refreshers: dict[str, Refresher]
+) -> dict[str, Any]:
+    rng = random.Random(12)
+    times: dict[str, list[float]] = {name: [] for name in dbs}
+    rows: dict[str, list[int]] = {name: [] for name in dbs}
+
+    async def go() -> None:
+        conns = {name: await asyncpg.connect(db.dsn) for name, db in dbs.items()}
+        try:
+            for _ in range(ROUNDS):
+                for name, db in dbs.items():  # interleaved: machine noise hits both alike
+                    changed = await db.change(conns[name], CHANGED, rng)
+                    ms, result = await workers.once(refreshers[name])
+                    assert result.mode is Mode.DELTA and result.changes == changed, result
+                    times[name].append(ms)
+                    rows[name].append(result.rows_read)
+        finally:
+            for conn in conns.values():
+                await conn.close()
+
+    run(go())
+    big, small = statistics.median(times["big"]), statistics.median(times["small"])
+    return {
+        "P5d_delta_refresh_scaling": summary(
+            big / small,
+            1.5,
+            big={
+                "players": BIG,
+                "p50_ms": round(big, 1),
+                "p99_ms": round(percentile(times["big"], 99), 1),
+                "runs_ms": [round(v, 1) for v in times["big"]],
+            },
+            small={
+                "players": SMALL,
+                "p50_ms": round(small, 1),
+                "p99_ms": round(percentile(times["small"], 99), 1),
+                "runs_ms": [round(v, 1) for v in times["small"]],
+            },
+            players_changed_per_round=CHANGED,
+            changes="60% new results, 30% regrades, 10% all results deleted; one statement per player",
+        ),
+        "P5r_rows_read_per_delta": summary(
+            max(rows["big"] + rows["small"]) / CHANGED,
+            1.2,
+            rows_read_big=rows["big"],
+            rows_read_small=rows["small"],
+            players_changed=CHANGED,
+        ),
+    }
+
+
+def _rank_reads(server: ValkeyServer, sqs: SqsEngine, big_prefix: str, big_user: str) -> dict[str, Any]:
+    everything = os.sched_getaffinity(0)
+    queue = sqs.create_queues("bench-rank").queue_url
+    snapshots = Snapshots(server)
+    small = entries(1000)
+    snapshots.write("p7-1k", small)
+    snapshots.close()
+    apps = {"big": _app(server, queue, big_prefix), "small": _app(server, queue, "p7-1k")}
+    events = {
+        "big": api_event(path=f"/leaderboard/users/{big_user}", query="around=5"),
+        "small": api_event(path=f"/leaderboard/users/{small[500].user_id}", query="around=5"),
+    }
+    context = Context()
+    pinning = _pin(server.pid)
+    devnull = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    try:
+        for name, app in apps.items():
+            response = app.invoke(events[name], context, True)
+            assert response["statusCode"] == 200, response
+        big_app, small_app = apps["big"], apps["small"]
+        with contextlib.redirect_stdout(devnull):
+            sample = compare(
+                {
+                    "big": lambda: big_app.invoke(events["big"], context, False),
+                    "small": lambda: small_app.invoke(events["small"], context, False),
+                }
+            )
+    finally:
+        devnull.close()
+        for app in apps.values():
+            run(app.close())
+        os.sched_setaffinity(0, everything)
+    return {
+        "P7_rank_1m_vs_1k": summary(
+            sample["big"].p50 / sample["small"].p50,
+            1.1,
+            board_1m=sample["big"].as_dict(),
+            board_1k=sample["small"].as_dict(),
+            around=5,
+            **pinning,
+        )
+    }
+
+
+def run_refresh() -> dict[str, Any]:
     postgres = PostgresEngine().start()
     server = ValkeyServer().start()
+    sqs = SqsEngine().start()
     try:
-        small_dsn, small_load = run(_database(postgres, "small", SMALL))
-        big_dsn, big_load = run(_database(postgres, "big", BIG))
-        bench = Bench(server)
-        small_source, big_source = PostgresSource(small_dsn), PostgresSource(big_dsn)
-        small = bench.refresher("p5-small", small_source, 1000)
-        big = bench.refresher("p5-big", big_source, 1000)
-        for refresher in (small, big):  # warm-up: connect, fill caches
-            run(bench.once(refresher))
-        small_ms: list[float] = []
-        big_ms: list[float] = []
-        for _ in range(runs):
-            small_ms.append(run(bench.once(small)))
-            big_ms.append(run(bench.once(big)))
-
-        full_pg = bench.refresher("full-pg", big_source, 0)
-        emulator = PostgrestEmulator(big_dsn, pooled=True)
+        big = run(create_database(postgres, "big", BIG, seed=1))
+        small = run(create_database(postgres, "small", SMALL, seed=2))
+        workers = Workers(server)
+        client = run(workers.connection.client())
+        # P8 (PostgreSQL), M2, M1: the production worker in its own process rebuilds the 1M board
+        before = _used_memory(client)
+        child = _child_rebuild(server, big, "big")
+        grown = _used_memory(client) - before
+        # P8 (Supabase pages)
+        emulator = PostgrestEmulator(big.dsn, pooled=True)
 
         async def key() -> str:
             return "bench-service-role-key"
 
         supabase = SupabaseSource("https://bench.supabase.co", key, transport=emulator.transport())
-        full_sb = bench.refresher("full-sb", supabase, 0)
-        full_pg_ms = [run(bench.once(full_pg)) for _ in range(3)]
-        full_entries = Bench.entries
-        full_sb_ms = [run(bench.once(full_sb)) for _ in range(3)]
-        inserts = run(_insert_rate(small_dsn))
-        for source in (small_source, big_source, supabase):
+        sb_ms, sb = run(workers.once(workers.refresher("big-sb", supabase)))
+        run(_delete_board(workers.connection, "big-sb"))
+        # P5d / P5r on the 1M board the child built and on a 10k board
+        sources = {"big": PostgresSource(big.dsn), "small": PostgresSource(small.dsn)}
+        refreshers = {name: workers.refresher(name, source) for name, source in sources.items()}
+        run(workers.once(refreshers["small"]))  # first fill of the 10k board
+        for refresher in refreshers.values():  # warm-up: connections, a first delta each
+            run(workers.once(refresher))
+        deltas = _deltas(workers, {"big": big, "small": small}, refreshers)
+        # P7 on the 1M board
+        page = run(LeaderboardCache(workers.connection, KeySpace("big")).read_page("global", BIG // 2, 1))
+        assert page is not None and page.entries
+        reads = _rank_reads(server, sqs, "big", json.loads(page.entries[0])["user_id"])
+        inserts = run(_insert_rate(small.dsn))
+        run(supabase.close())
+        for source in sources.values():
             run(source.close())
         run(emulator.close())
-        run(bench.connection.close())
+        run(workers.connection.close())
     finally:
+        sqs.stop()
         server.stop()
         postgres.stop()
-    med_small, med_big = statistics.median(small_ms), statistics.median(big_ms)
-    spread = {"p50_ms": None, "p99_ms": None}
+    players = child["entries"]
     return {
-        "P5_refresh_scaling": summary(
-            med_big / med_small,
-            3.0,
-            small={
-                **spread,
-                "p50_ms": round(med_small, 1),
-                "p99_ms": round(percentile(small_ms, 99), 1),
-                "results": SMALL.results,
-                "players": SMALL.users,
-                "load_seconds": round(small_load, 1),
-            },
-            big={
-                **spread,
-                "p50_ms": round(med_big, 1),
-                "p99_ms": round(percentile(big_ms, 99), 1),
-                "results": BIG.results,
-                "players": BIG.users,
-                "load_seconds": round(big_load, 1),
-            },
-            top=1000,
-            runs=runs,
-        ),
-        "P5_refresh_ms_1m": {"value": round(med_big, 1), "unit": "ms (p50, top 1000 of 1M results)"},
-        "P5_load_1m_rows_s": {
-            "value": round(big_load, 1),
-            "unit": "s (one COPY of 1,000,000 rows, triggers included)",
+        "P8_full_rebuild_1m_ms": {
+            "value": child["refresh_ms"],
+            "unit": f"ms from PostgreSQL ({players:,} players, pages of 1000, the worker in its own "
+            f"process); through Supabase pages: {round(sb_ms):,} ms",
+            "target_ms": 30_000,
+            "postgres_ms": child["refresh_ms"],
+            "postgres_source_ms": child["source_ms"],
+            "supabase_ms": round(sb_ms, 1),
+            "supabase_note": "supabase-py against the in-process PostgREST emulation (its work counts too)",
+            "supabase_requests": len(emulator.requests),
+            "supabase_entries": sb.entries,
         },
-        "P8_full_board_100k_postgres_ms": {
-            "value": round(statistics.median(full_pg_ms), 1),
-            "unit": f"ms ({full_entries:,} entries: every ranked player of 100,000; pages of 1000)",
-            "runs_ms": [round(v, 1) for v in full_pg_ms],
+        "M1_valkey_bytes_per_player": {
+            "value": round(grown / players, 1),
+            "unit": f"bytes (INFO used_memory growth {grown:,} B for {players:,} players)",
+            "goal": 200,
         },
-        "P8_full_board_100k_supabase_ms": {
-            "value": round(statistics.median(full_sb_ms), 1),
-            "unit": f"ms ({full_entries:,} entries, RPC pages of 1000 via supabase-py, emulated PostgREST)",
-            "runs_ms": [round(v, 1) for v in full_sb_ms],
+        "M2_worker_peak_rss_full_rebuild_1m": {
+            "value": child["rss_peak_mb"],
+            "unit": f"MB peak RSS of the worker process (VmHWM; {child['rss_peak_before_mb']} MB before "
+            "the refresh)",
+            "target_mb": 512,
+            "met": child["rss_peak_mb"] <= 512,
+        },
+        **deltas,
+        **reads,
+        "L1_load_1m_players_s": {
+            "value": round(big.load_seconds, 1),
+            "unit": "s (COPY of 1M results, bests and totals, triggers off; then VACUUM ANALYZE)",
         },
         "S1_single_row_inserts_per_s": {
             "value": round(inserts),
-            "unit": "inserts/s (8 concurrent writers, one writer lock in the triggers)",
+            "unit": "inserts/s (8 concurrent writers, one writer lock in the triggers, change feed on)",
         },
     }
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(run_refresh(), indent=2))

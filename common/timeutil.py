@@ -35,9 +35,9 @@ def iso_from_datetime(value: datetime) -> str:
 
 def iso_micros_from_datetime(value: datetime) -> str:
     """`2026-11-30T12:00:00.123456Z`: always six digits, so equal strings mean equal instants."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # asyncpg's values are UTC already: this runs once per player
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def iso_from_micros(us: int) -> str:

@@ -25,7 +25,7 @@ from common.metrics import MILLISECONDS, Metrics
 from common.runtime import run
 from common.sources import Source, create_source
 from common.valkey import ValkeyConnection
-from refresh_worker.refresher import Outcome, Refresher
+from refresh_worker.refresher import Mode, Outcome, Refresher
 
 __all__ = ["WorkerApp", "build_app"]
 
@@ -151,6 +151,9 @@ class WorkerApp:
         if result.attempts:
             metrics.add("SourceAttempts", result.attempts)
             metrics.add("SourceDuration", result.source_ms, MILLISECONDS)
+            metrics.add("SourceRows", result.rows_read)  # what the refresh cost the database
+        if result.mode is Mode.REBUILD:
+            metrics.add("FullRebuilds")  # frequent ones mean deltas are not possible: see rebuild_reason
         if result.write_ms:
             metrics.add("CacheWriteDuration", result.write_ms, MILLISECONDS)
         metrics.add("Refreshes" if result.outcome is Outcome.REFRESHED else "RefreshesSkipped")

@@ -21,6 +21,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 from typing import Any, Protocol
 
 from common.timeutil import iso_from_micros, iso_from_ms
@@ -102,7 +103,8 @@ def encode_value(entry: Ranked) -> bytes:
     return b"".join(
         (
             rankkey(entry.score, us),
-            json.dumps(entry.username, ensure_ascii=False).encode(),
+            # json.dumps(name, ensure_ascii=False) without building an encoder per call
+            encode_basestring(entry.username).encode(),
             _SEPARATOR,
             str(entry.score).encode(),
             _SEPARATOR,

@@ -80,7 +80,7 @@ def execute(dsn: str, sql: str, *args: Any) -> None:
 def iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")  # as served
 
 
 def expected_board(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
