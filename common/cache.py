@@ -28,6 +28,7 @@ from common.snapshot import (
     SnapshotHeader,
     UserWindow,
     encode_value,
+    pack_pairs,
     page_from_reply,
     scripts,
     user_from_reply,
@@ -63,12 +64,10 @@ def _unavailable(exc: GlideError, what: str) -> CacheUnavailable:
     return CacheUnavailable(f"{what}: {describe_error(exc)}")
 
 
-def _pairs(changes: Sequence[Change]) -> list[str | bytes]:
-    args: list[str | bytes] = []
-    for change in changes:
-        args.append(change.user_id)
-        args.append(b"" if change.entry is None else encode_value(change.entry))
-    return args
+def _changes(changes: Sequence[Change]) -> bytes:
+    return pack_pairs(
+        (c.user_id.encode(), b"" if c.entry is None else encode_value(c.entry)) for c in changes
+    )
 
 
 def _text(value: int | None) -> str:
@@ -174,7 +173,7 @@ class LeaderboardCache:
             header.meta_prefix(),
             _text(total),
             str(cap),
-            *_pairs(changes),
+            _changes(changes),
         ]
         try:
             reply: Any = await client.invoke_script(
@@ -192,10 +191,10 @@ class LeaderboardCache:
         """Add one page of a full rebuild to the staging keys; returns how many players are staged and
         the last one's member (the boundary, when the paging stops at LEADERBOARD_SIZE)."""
         staging = self.keys(board).staging(version)
-        args: list[str | bytes] = [str(ttl_ms)]
-        for entry in entries:
-            args.append(entry.user_id)
-            args.append(encode_value(entry))
+        args: list[str | bytes] = [
+            str(ttl_ms),
+            pack_pairs((e.user_id.encode(), encode_value(e)) for e in entries),
+        ]
         client = await self._connection.client()
         try:
             reply: Any = await client.invoke_script(_STAGE_ENTRIES, keys=list(staging), args=args)
@@ -208,7 +207,7 @@ class LeaderboardCache:
     ) -> int:
         """Apply changes to the staging keys (a rebuild's catch-up); returns how many are staged."""
         staging = self.keys(board).staging(version)
-        args: list[str | bytes] = [str(ttl_ms), "" if boundary is None else boundary.hex(), *_pairs(changes)]
+        args: list[str | bytes] = [str(ttl_ms), "" if boundary is None else boundary.hex(), _changes(changes)]
         client = await self._connection.client()
         try:
             return int(await client.invoke_script(_STAGE_CHANGES, keys=list(staging), args=args))

@@ -20,6 +20,7 @@ from common.snapshot.encoding import (
     encode_value,
     member,
     micros,
+    pack_pairs,
     rankkey,
     served_entry,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "encode_value",
     "member",
     "micros",
+    "pack_pairs",
     "page_from_reply",
     "rankkey",
     "scripts",

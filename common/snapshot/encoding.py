@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
@@ -35,6 +36,7 @@ __all__ = [
     "encode_value",
     "member",
     "micros",
+    "pack_pairs",
     "rankkey",
     "served_entry",
 ]
@@ -47,6 +49,7 @@ _MAX_MICROS = 2**64 - 2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _PACK = struct.Struct(">QQ").pack
+_LENGTH = struct.Struct(">I").pack
 _SEPARATOR = b"\x00"
 _CANONICAL_LENGTH = len("2026-11-30T12:00:00.123456Z")
 
@@ -113,6 +116,16 @@ def encode_value(entry: Ranked) -> bytes:
             solved_at,
         )
     )
+
+
+def pack_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """(user id, value) pairs as the write scripts take them: ONE argument, each item a 4-byte
+    big-endian length and its bytes. Measured: the client's per-argument cost (two arguments per
+    player) was a quarter of a full rebuild's CPU; one packed argument per page makes it negligible."""
+    parts: list[bytes] = []
+    for user_id, value in pairs:
+        parts += (_LENGTH(len(user_id)), user_id, _LENGTH(len(value)), value)
+    return b"".join(parts)
 
 
 def served_entry(rank: int, user_id: str, value: bytes) -> bytes:

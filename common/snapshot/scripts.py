@@ -98,11 +98,28 @@ local function at_or_before(a, b)
   end
   return #a <= #b
 end
--- Apply (user id, value) pairs from args[from]: value '' removes the player. With a boundary (a capped
--- board), a player whose new member sorts after it is not kept.
-local function apply(snapshot, entries, args, from, boundary)
-  for i = from, #args, 2 do
-    local uid, value = args[i], args[i + 1]
+-- The (user id, value) pairs of a write, packed in one argument (common.snapshot.pack_pairs): each
+-- item is a 4-byte big-endian length and its bytes.
+local function unpack_pairs(blob)
+  local ids, values, n, pos, size = {}, {}, 0, 1, #blob
+  local length
+  while pos <= size do
+    n = n + 1
+    length, pos = struct.unpack('>I4', blob, pos)
+    ids[n] = string.sub(blob, pos, pos + length - 1)
+    pos = pos + length
+    length, pos = struct.unpack('>I4', blob, pos)
+    values[n] = string.sub(blob, pos, pos + length - 1)
+    pos = pos + length
+  end
+  return ids, values, n
+end
+-- Apply changes: value '' removes the player. With a boundary (a capped board), a player whose new
+-- member sorts after it is not kept.
+local function apply(snapshot, entries, blob, boundary)
+  local ids, values, n = unpack_pairs(blob)
+  for i = 1, n do
+    local uid, value = ids[i], values[i]
     local old = redis.call('HGET', entries, uid)
     if old then redis.call('ZREM', snapshot, string.sub(old, 1, 16) .. uid) end
     local kept = false
@@ -208,7 +225,7 @@ return out
 # A delta refresh: one batch of changes, all or nothing.
 # KEYS: snapshot, entries, meta, refresh marker, absent marker
 # ARGV: version, expected position, meta prefix, total ('' = the board's size), cap (0 = none),
-#       then (user id, value) pairs, value '' = removed
+#       the packed (user id, value) pairs, value '' = removed
 # Returns {1, size} applied; {0} refused, the stored version is newer or the same (never applied twice
 # or on top of a newer state); {-1} no usable snapshot (missing, flushed, partly evicted): rebuild;
 # {-2} refused, the stored position is not the one the batch starts from (out of order).
@@ -225,7 +242,7 @@ if field(meta, 'position') ~= expected then return {-2} end
 local size = tonumber(field(meta, 'size'))
 if redis.pcall('ZCARD', snapshot) ~= size or redis.pcall('HLEN', entries) ~= size then return {-1} end
 local boundary = boundary_of(meta)
-apply(snapshot, entries, ARGV, 6, boundary)
+apply(snapshot, entries, ARGV[6], boundary)
 size, boundary = trim(snapshot, entries, cap, boundary)
 write_meta(meta_key, prefix, total, size, boundary)
 redis.call('DEL', refresh, absent)
@@ -234,27 +251,29 @@ return {1, size}
 )
 
 # A full rebuild's pages, into the staging keys (bulk commands: a page is ~4 calls, not 4 per player).
-# KEYS: staging snapshot, staging entries   ARGV: ttl ms, then (user id, value) pairs
+# KEYS: staging snapshot, staging entries   ARGV: ttl ms, the packed (user id, value) pairs
 # A player seen on an earlier page under another rank key (they moved during the paging) keeps one
 # entry; the catch-up then sets it to their latest state. Returns {staged count, last staged member}.
-STAGE_ENTRIES = r"""
+STAGE_ENTRIES = (
+    _WRITE
+    + r"""
 local staging, staging_entries = KEYS[1], KEYS[2]
-local n = (#ARGV - 1) / 2
-for s = 0, n - 1, 500 do
-  local ids, zadd, hset = {}, {}, {}
-  for j = s, math.min(n - 1, s + 499) do
-    local uid, value = ARGV[2 + 2 * j], ARGV[3 + 2 * j]
-    ids[#ids + 1] = uid
+local ids, values, n = unpack_pairs(ARGV[2])
+for s = 1, n, 500 do
+  local part, zadd, hset = {}, {}, {}
+  for j = s, math.min(n, s + 499) do
+    local uid, value = ids[j], values[j]
+    part[#part + 1] = uid
     zadd[#zadd + 1] = 0
     zadd[#zadd + 1] = string.sub(value, 1, 16) .. uid
     hset[#hset + 1] = uid
     hset[#hset + 1] = value
   end
-  local old = redis.call('HMGET', staging_entries, unpack(ids))
-  for k = 1, #ids do
+  local old = redis.call('HMGET', staging_entries, unpack(part))
+  for k = 1, #part do
     local before = old[k]
     if before and string.sub(before, 1, 16) ~= string.sub(hset[2 * k], 1, 16) then
-      redis.call('ZREM', staging, string.sub(before, 1, 16) .. ids[k])
+      redis.call('ZREM', staging, string.sub(before, 1, 16) .. part[k])
     end
   end
   redis.call('ZADD', staging, unpack(zadd))
@@ -264,9 +283,10 @@ redis.call('PEXPIRE', staging, ARGV[1])
 redis.call('PEXPIRE', staging_entries, ARGV[1])
 return {redis.call('ZCARD', staging), redis.call('ZRANGE', staging, -1, -1)[1] or ''}
 """
+)
 
 # A full rebuild's catch-up (the changes committed while it paged), into the staging keys.
-# KEYS: staging snapshot, staging entries   ARGV: ttl ms, boundary (hex, '' = none), then pairs as above
+# KEYS: staging snapshot, staging entries   ARGV: ttl ms, boundary (hex, '' = none), the packed pairs
 # Returns the staged count.
 STAGE_CHANGES = (
     _WRITE
@@ -274,7 +294,7 @@ STAGE_CHANGES = (
 local staging, staging_entries = KEYS[1], KEYS[2]
 local boundary = nil
 if ARGV[2] ~= '' then boundary = from_hex(ARGV[2]) end
-apply(staging, staging_entries, ARGV, 3, boundary)
+apply(staging, staging_entries, ARGV[3], boundary)
 redis.call('PEXPIRE', staging, ARGV[1])
 redis.call('PEXPIRE', staging_entries, ARGV[1])
 return redis.call('ZCARD', staging)
