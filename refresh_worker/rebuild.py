@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from common.sources import Cursor
     from refresh_worker.fetching import SourceCalls
 
-__all__ = ["Rebuilt", "Stager", "read_into_staging"]
+__all__ = ["Plan", "Rebuilt", "Stager", "read_into_staging"]
 
 
 class Stager(Protocol):
@@ -47,6 +47,21 @@ class Stager(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """One rebuild: where it stages and how (the one object that travels through the steps)."""
+
+    calls: SourceCalls
+    store: Stager
+    board: str
+    version: int
+    cap: int  # LEADERBOARD_SIZE (0 = everyone)
+    page_size: int  # SOURCE_PAGE_SIZE
+    chunk: int  # CACHE_WRITE_CHUNK
+    has_feed: bool
+    ttl_ms: Callable[[], int]  # staging keys' expiry, from the lease's remaining time
+
+
+@dataclass(frozen=True, slots=True)
 class Rebuilt:
     """What was staged: `staged` players, at feed `position` (None without a feed)."""
 
@@ -57,69 +72,43 @@ class Rebuilt:
     first_page_empty: bool
 
 
-async def read_into_staging(
-    calls: SourceCalls,
-    store: Stager,
-    board: str,
-    version: int,
-    *,
-    cap: int,
-    page_size: int,
-    chunk: int,
-    has_feed: bool,
-    ttl_ms: Callable[[], int],
-) -> Rebuilt:
-    start = (await calls.changes(None, 0)).head if has_feed else None
-    staged, last, total, ended, first_empty = await _pages(
-        calls,
-        store,
-        board,
-        version,
-        cap=cap,
-        page_size=page_size,
-        chunk=chunk,
-        has_feed=has_feed,
-        ttl_ms=ttl_ms,
-    )
-    if first_empty and board != GLOBAL:
+async def read_into_staging(plan: Plan) -> Rebuilt:
+    calls, cap = plan.calls, plan.cap
+    start = (await calls.changes(None, 0)).head if plan.has_feed else None
+    staged, last, total, ended, first_empty = await _pages(plan)
+    if first_empty and plan.board != GLOBAL:
         return Rebuilt(0, start, 0, None, True)
     boundary = last if cap and not ended and staged >= cap else None
     if start is None:  # no feed: the pages are all there is
         return Rebuilt(staged, None, total if cap else None, boundary, first_empty)
     feed = await calls.changes_since(start, max_rows=None, with_total=cap > 0)
     assert feed is not None  # no max_rows: always caught up
-    for begin in range(0, len(feed.changes), chunk):
-        staged = await store.stage_changes(
-            board, version, feed.changes[begin : begin + chunk], ttl_ms=ttl_ms(), boundary=boundary
+    for begin in range(0, len(feed.changes), plan.chunk):
+        staged = await plan.store.stage_changes(
+            plan.board,
+            plan.version,
+            feed.changes[begin : begin + plan.chunk],
+            ttl_ms=plan.ttl_ms(),
+            boundary=boundary,
         )
     return Rebuilt(staged, feed.head, feed.total if cap else None, boundary, first_empty)
 
 
-async def _stage(
-    store: Stager, board: str, version: int, entries: Sequence[Ranked], chunk: int, ttl_ms: Callable[[], int]
-) -> tuple[int, bytes | None]:
+async def _stage(plan: Plan, entries: Sequence[Ranked]) -> tuple[int, bytes | None]:
     """One page into the staging keys, CACHE_WRITE_CHUNK players per script (a script blocks Valkey
     while it runs: smaller chunks keep other clients' commands waiting less)."""
     result: tuple[int, bytes | None] = (0, None)
-    for start in range(0, len(entries), chunk):
-        result = await store.stage_entries(board, version, entries[start : start + chunk], ttl_ms=ttl_ms())
+    for start in range(0, len(entries), plan.chunk):
+        result = await plan.store.stage_entries(
+            plan.board, plan.version, entries[start : start + plan.chunk], ttl_ms=plan.ttl_ms()
+        )
     return result
 
 
-async def _pages(
-    calls: SourceCalls,
-    store: Stager,
-    board: str,
-    version: int,
-    *,
-    cap: int,
-    page_size: int,
-    chunk: int,
-    has_feed: bool,
-    ttl_ms: Callable[[], int],
-) -> tuple[int, bytes | None, int | None, bool, bool]:
+async def _pages(plan: Plan) -> tuple[int, bytes | None, int | None, bool, bool]:
     """Page through the ranked board. Returns (staged, last staged member, first page's total,
     whether the board's end was reached, whether the first page was empty)."""
+    calls, cap, page_size, has_feed = plan.calls, plan.cap, plan.page_size, plan.has_feed
     cursor: Cursor | None = None
     read = staged = 0
     last: bytes | None = None
@@ -149,7 +138,7 @@ async def _pages(
                 staged, last = await pending
                 pending = None
             if page.entries:
-                pending = asyncio.ensure_future(_stage(store, board, version, page.entries, chunk, ttl_ms))
+                pending = asyncio.ensure_future(_stage(plan, page.entries))
             read += len(page.entries)
             cursor = page.cursor
             # Without a feed there is no catch-up: the upstream's own total ends the paging, as before.

@@ -33,7 +33,7 @@ from common.logs import get_logger
 from common.snapshot import SnapshotHeader
 from common.timeutil import now_ms
 from refresh_worker.fetching import SourceCalls
-from refresh_worker.rebuild import Stager, read_into_staging
+from refresh_worker.rebuild import Plan, Stager, read_into_staging
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -272,15 +272,17 @@ class Refresher:
         generated_at_ms = now_ms()  # before the fetch: the data is at least this fresh
         try:
             staged = await read_into_staging(
-                run.calls,
-                self._cache,
-                board,
-                version,
-                cap=s.leaderboard_size,
-                page_size=s.source.page_size,
-                chunk=s.write_chunk,
-                has_feed=self._source.has_feed,
-                ttl_ms=run.staging_ttl_ms,
+                Plan(
+                    calls=run.calls,
+                    store=self._cache,
+                    board=board,
+                    version=version,
+                    cap=s.leaderboard_size,
+                    page_size=s.source.page_size,
+                    chunk=s.write_chunk,
+                    has_feed=self._source.has_feed,
+                    ttl_ms=run.staging_ttl_ms,
+                )
             )
         except BaseException:
             await self._cache.discard_staging(board, version)

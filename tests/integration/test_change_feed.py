@@ -1,7 +1,7 @@
 """The change feed migration on a real PostgreSQL 16: positions, tombstones, LB001, pruning, grants, the
 upgrade of an install that already holds data, and concurrent writers.
 
-Boards are checked against an independent ranking: plain SQL over `challenge_results` (written here,
+Boards are checked against an independent ranking (tests/naive.py: plain SQL over `challenge_results`,
 not our functions), computed in the same snapshot as the feed answer it is compared with.
 """
 
@@ -21,37 +21,11 @@ import pytest
 from common.models import Change
 from common.sources.base import change_page_from_reply
 from testkit.engines import PostgresEngine, migrations
+from tests import naive
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 COLUMNS = ["user_id", "username", "challenge_id", "score", "submitted_at"]
 
-# The independent ranking: per user the best score per challenge (first time reached), summed; the
-# display name of the latest submission. Rows: (user_id, username, score, solved, last_solved_at).
-NAIVE_GLOBAL = """
-with best as (
-    select distinct on (user_id, challenge_id) user_id, challenge_id, score, submitted_at
-      from challenge_results order by user_id, challenge_id, score desc, submitted_at, id
-), names as (
-    select distinct on (user_id) user_id, username from challenge_results
-     order by user_id, submitted_at desc, id desc
-)
-select b.user_id::text as user_id, n.username, sum(b.score)::bigint as score,
-       (count(*) filter (where b.score > 0))::int as solved,
-       max(b.submitted_at) filter (where b.score > 0) as last_solved_at
-  from best b join names n using (user_id) group by b.user_id, n.username
-"""
-NAIVE_CHALLENGE = """
-with best as (
-    select distinct on (user_id) user_id, score, case when score > 0 then submitted_at end as at
-      from challenge_results where challenge_id = $1 order by user_id, score desc, submitted_at, id
-), names as (
-    select distinct on (user_id) user_id, username from challenge_results
-     order by user_id, submitted_at desc, id desc
-)
-select b.user_id::text as user_id, n.username, b.score::bigint as score, (b.score > 0)::int as solved,
-       b.at as last_solved_at
-  from best b join names n using (user_id)
-"""
 FEED = "select leaderboard_changes($1, $2, $3)::text"
 
 
@@ -100,7 +74,7 @@ def naive_state(rows: list[asyncpg.Record]) -> dict[str, tuple[Any, ...]]:
     def iso(value: datetime | None) -> str | None:
         return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
-    return {r["user_id"]: (r["username"], r["score"], r["solved"], iso(r["last_solved_at"])) for r in rows}
+    return {r["user_id"]: (r["username"], r["score"], r["solved"], iso(r["at"])) for r in rows}
 
 
 async def replay(
@@ -242,12 +216,8 @@ async def test_replaying_the_feed_from_any_position_gives_the_naive_board(db: as
             snapshot: dict[str, tuple[int, dict[str, tuple[Any, ...]]]] = {}
             for board in boards:
                 head = (await feed(db, board, None))["head"]
-                naive = (
-                    await db.fetch(NAIVE_GLOBAL)
-                    if board == "global"
-                    else await db.fetch(NAIVE_CHALLENGE, board.partition(":")[2])
-                )
-                snapshot[board] = (head, naive_state(naive))
+                query, args = naive.for_board(board)
+                snapshot[board] = (head, naive_state(await db.fetch(query, *args)))
         positions.append(snapshot)
     # Then from the start, and from every intermediate position, feed + earlier state = the naive board
     last = positions[-1]
@@ -309,10 +279,10 @@ async def test_under_concurrent_writers_every_feed_answer_is_one_committed_state
                         break
                     position = page.changes[-1].seq
                 position = page.head
-                naive = naive_state(await db.fetch(NAIVE_GLOBAL))
+                expected = naive_state(await db.fetch(naive.GLOBAL))
             board = state(changes, board)
             # Then the board built from the feed is exactly the ranking of that committed state
-            assert board == naive
+            assert board == expected
             checks += 1
     finally:
         stop.set()

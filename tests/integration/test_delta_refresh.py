@@ -1,7 +1,7 @@
 """Delta refreshes and full rebuilds on real Valkey (standalone and cluster) and real PostgreSQL.
 
-Every board the worker stores is compared with an independent ranking of one committed database state:
-plain SQL over `challenge_results` (written here, not our functions), run in the same REPEATABLE READ
+Every board the worker stores is compared with an independent ranking of one committed database state
+(tests/naive.py: plain SQL over `challenge_results`, not our functions), run in the same REPEATABLE READ
 snapshot as the change-feed call whose head became the snapshot's position (`RecordingSource`).
 Boards are read back the way the API reads them, page by page, and the pages must join up.
 """
@@ -33,42 +33,11 @@ from common.sources.supabase import SupabaseSource
 from refresh_worker.refresher import Mode, Outcome, Refresher, RefreshResult
 from testkit.engines import PostgresEngine
 from testkit.postgrest import PostgrestEmulator
+from tests import naive
 from tests.harness import CacheTools, ValkeyTarget
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 COLUMNS = ["user_id", "username", "challenge_id", "score", "submitted_at"]
-
-# The independent ranking, with competition ranks, in board order.
-NAIVE = {
-    "global": """
-with best as (
-    select distinct on (user_id, challenge_id) user_id, challenge_id, score, submitted_at
-      from challenge_results order by user_id, challenge_id, score desc, submitted_at, id
-), names as (
-    select distinct on (user_id) user_id, username from challenge_results
-     order by user_id, submitted_at desc, id desc
-), totals as (
-    select b.user_id, n.username, sum(b.score) as score, count(*) filter (where b.score > 0) as solved,
-           max(b.submitted_at) filter (where b.score > 0) as at
-      from best b join names n using (user_id) group by b.user_id, n.username
-)
-select rank() over (order by score desc, at asc nulls last) as rank, user_id::text, username,
-       score::bigint, solved::int, at
-  from totals order by score desc, at asc nulls last, user_id
-""",
-    "challenge:c1": """
-with best as (
-    select distinct on (user_id) user_id, score, case when score > 0 then submitted_at end as at
-      from challenge_results where challenge_id = 'c1' order by user_id, score desc, submitted_at, id
-), names as (
-    select distinct on (user_id) user_id, username from challenge_results
-     order by user_id, submitted_at desc, id desc
-)
-select rank() over (order by score desc, at asc nulls last) as rank, b.user_id::text, n.username,
-       b.score::bigint, (b.score > 0)::int as solved, b.at
-  from best b join names n using (user_id) order by b.score desc, b.at asc nulls last, b.user_id
-""",
-}
 
 
 def user(n: int) -> uuid.UUID:
@@ -117,7 +86,8 @@ class RecordingSource:
                 raw = await conn.fetchval(
                     "select leaderboard_changes($1, $2, $3, $4)::text", board, after, limit, with_total
                 )
-                naive = served(await conn.fetch(NAIVE[board]))
+                query, args = naive.for_board(board)
+                rows = served(await conn.fetch(naive.ranked(query), *args))
         except asyncpg.PostgresError as exc:
             if exc.sqlstate == "LB001":
                 from common.errors import PositionLost
@@ -125,7 +95,7 @@ class RecordingSource:
                 raise PositionLost(str(exc)) from None
             raise
         page = change_page_from_reply(json.loads(raw))
-        self.states.setdefault(board, {})[page.head] = naive
+        self.states.setdefault(board, {})[page.head] = rows
         self.feed_rows += len(page.changes)
         return page
 
