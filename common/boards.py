@@ -99,6 +99,7 @@ class BoardKeys:
     snapshot: str
     entries: str
     meta: str
+    top: str
     lock: str
     version: str
     refresh_marker: str
@@ -115,6 +116,7 @@ class BoardKeys:
             snapshot=snapshot,
             entries=f"{tag}:entries",
             meta=f"{tag}:meta",
+            top=f"{tag}:top",
             lock=f"{tag}:lock",
             version=f"{tag}:version",
             refresh_marker=f"{tag}:refresh",

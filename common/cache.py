@@ -22,6 +22,7 @@ from glide import ConditionalChange, ExpirySet, ExpiryType, GlideError
 
 from common.errors import CacheUnavailable
 from common.snapshot import (
+    TOP_ENTRIES,
     HeaderCache,
     Page,
     Ranked,
@@ -83,10 +84,17 @@ class LeaderboardCache:
     # ---- reads (the API's hot path) -------------------------------------------------------------
 
     async def read_page(self, board: str, offset: int, count: int) -> Page | None:
-        """The header and entries [offset, offset+count) of the current snapshot; None if there is none."""
+        """The header and entries [offset, offset+count) of the current snapshot; None if there is none.
+
+        A first page of up to TOP_ENTRIES is one LRANGE of the top list (header + served entries, written
+        by the same script as every change); other pages, or a missing top list, take READ_PAGE."""
         keys = self.keys(board)
         client = self._connection.ready or await self._connection.client()
         try:
+            if offset == 0 and count <= TOP_ENTRIES:
+                top: list[bytes] = await client.lrange(keys.top, 0, count)
+                if top:
+                    return page_from_reply(top, 0, self._header)
             raw: list[bytes] = await client.invoke_script(
                 _READ_PAGE, keys=[keys.snapshot, keys.entries, keys.meta], args=[str(offset), str(count)]
             )
@@ -178,8 +186,8 @@ class LeaderboardCache:
         try:
             reply: Any = await client.invoke_script(
                 _APPLY_CHANGES,
-                keys=[keys.snapshot, keys.entries, keys.meta, keys.refresh_marker, keys.absent],
-                args=args,
+                keys=[keys.snapshot, keys.entries, keys.meta, keys.refresh_marker, keys.absent, keys.top],
+                args=[*args, str(TOP_ENTRIES)],
             )
         except GlideError as exc:
             raise _unavailable(exc, "applying changes to the snapshot") from None
@@ -242,6 +250,7 @@ class LeaderboardCache:
                     staging,
                     staging_entries,
                     keys.legacy_positions,
+                    keys.top,
                 ],
                 args=[
                     str(header.version),
@@ -251,6 +260,7 @@ class LeaderboardCache:
                     str(cap),
                     "" if boundary is None else boundary.hex(),
                     str(staged),
+                    str(TOP_ENTRIES),
                 ],
             )
         except GlideError as exc:
@@ -299,6 +309,7 @@ class LeaderboardCache:
                     keys.absent,
                     keys.version,
                     keys.legacy_positions,
+                    keys.top,
                 ],
                 args=[str(version), str(ttl_ms)],
             )

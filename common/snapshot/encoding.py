@@ -31,6 +31,7 @@ __all__ = [
     "FORMAT",
     "MAX_SCORE",
     "RANKKEY_BYTES",
+    "TOP_ENTRIES",
     "Ranked",
     "SnapshotHeader",
     "encode_value",
@@ -43,6 +44,9 @@ __all__ = [
 
 FORMAT = 2
 RANKKEY_BYTES = 16
+# The top list holds the header and the first TOP_ENTRIES served entries: a first page of up to that
+# many is one LRANGE (measured: a script costs ~20 µs of server time more than a plain LRANGE).
+TOP_ENTRIES = 100
 MAX_SCORE = 2**63 - 1  # PostgreSQL bigint; the rank key holds any non-negative bigint exactly
 _NEVER = 2**64 - 1
 _MAX_MICROS = 2**64 - 2

@@ -154,12 +154,26 @@ local function write_meta(key, prefix, total, size, boundary)
   if total == '' then total = size end
   local b = 'null'
   if boundary then b = '"' .. to_hex(boundary) .. '"' end
-  redis.call('SET', key, prefix .. ',"total":' .. total .. ',"size":' .. size .. ',"boundary":' .. b .. '}')
+  local meta = prefix .. ',"total":' .. total .. ',"size":' .. size .. ',"boundary":' .. b .. '}'
+  redis.call('SET', key, meta)
+  return meta
 end
 local function boundary_of(meta)
   local hex = string.match(meta, '"boundary":"(%x+)"')
   if hex then return from_hex(hex) end
   return nil
+end
+"""
+
+_TOP = r"""
+-- The top list: the header, then the first TOP entries already served as JSON, rewritten by every
+-- script that changes the board. `LRANGE top 0 count` is then the whole first page in one command.
+local function write_top(snapshot, entries, top, meta, count)
+  redis.call('DEL', top)
+  local page = render_range(snapshot, entries, 0, redis.call('ZRANGE', snapshot, 0, count - 1))
+  if not page then return end  -- a partly evicted board: no top list, the script path answers a miss
+  table.insert(page, 1, meta)
+  redis.call('RPUSH', top, unpack(page))
 end
 """
 
@@ -223,17 +237,19 @@ return out
 # ---- writes (the worker) ---------------------------------------------------------------------------
 
 # A delta refresh: one batch of changes, all or nothing.
-# KEYS: snapshot, entries, meta, refresh marker, absent marker
+# KEYS: snapshot, entries, meta, refresh marker, absent marker, top list
 # ARGV: version, expected position, meta prefix, total ('' = the board's size), cap (0 = none),
-#       the packed (user id, value) pairs, value '' = removed
+#       the packed (user id, value) pairs (value '' = removed), top list length
 # Returns {1, size} applied; {0} refused, the stored version is newer or the same (never applied twice
 # or on top of a newer state); {-1} no usable snapshot (missing, flushed, partly evicted): rebuild;
 # {-2} refused, the stored position is not the one the batch starts from (out of order).
 APPLY_CHANGES = (
     _META
+    + _RENDER
+    + _TOP
     + _WRITE
     + r"""
-local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local snapshot, entries, meta_key, refresh, absent, top = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local version, expected, prefix, total, cap = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local meta = meta_of(meta_key)
 if not meta then return {-1} end
@@ -244,7 +260,7 @@ if redis.pcall('ZCARD', snapshot) ~= size or redis.pcall('HLEN', entries) ~= siz
 local boundary = boundary_of(meta)
 apply(snapshot, entries, ARGV[6], boundary)
 size, boundary = trim(snapshot, entries, cap, boundary)
-write_meta(meta_key, prefix, total, size, boundary)
+write_top(snapshot, entries, top, write_meta(meta_key, prefix, total, size, boundary), tonumber(ARGV[7]))
 redis.call('DEL', refresh, absent)
 return {1, size}
 """
@@ -303,17 +319,19 @@ return redis.call('ZCARD', staging)
 
 # The fenced swap of a full rebuild.
 # KEYS: snapshot, entries, meta, refresh marker, absent marker, staging snapshot, staging entries,
-#       the v1 layout's positions hash (deleted: an upgraded board leaves nothing behind)
+#       the v1 layout's positions hash (deleted: an upgraded board leaves nothing behind), top list
 # ARGV: version, lowest stored position it may replace ('' = any), meta prefix, total ('' = size),
-#       cap (0 = none), boundary (hex, '' = none), staged count
+#       cap (0 = none), boundary (hex, '' = none), staged count, top list length
 # Returns 1 swapped in; 0 refused (a newer version, or a newer position, is stored); -1 the staged data
 # is not all there (expired, or evicted by a volatile-* maxmemory policy).
 COMMIT = (
     _META
+    + _RENDER
+    + _TOP
     + _WRITE
     + r"""
 local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local staging, staging_entries, legacy = KEYS[6], KEYS[7], KEYS[8]
+local staging, staging_entries, legacy, top = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local version, newest, prefix, total = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local cap, staged = tonumber(ARGV[5]), tonumber(ARGV[7])
 local meta = meta_of(meta_key)
@@ -341,7 +359,7 @@ if size > 0 then
 else
   redis.call('DEL', snapshot, entries, staging, staging_entries)
 end
-write_meta(meta_key, prefix, total, size, boundary)
+write_top(snapshot, entries, top, write_meta(meta_key, prefix, total, size, boundary), tonumber(ARGV[8]))
 redis.call('DEL', refresh, absent, legacy)
 return 1
 """
@@ -350,16 +368,17 @@ return 1
 # The source says the board does not exist: drop any snapshot (fenced like a commit) and remember that
 # for a while. The version counter goes too: a probed, non-existent board leaves only keys that expire.
 # (Versions stay monotonic without it: they are max(counter + 1, server time).)
-# KEYS: snapshot, entries, meta, refresh marker, absent marker, version counter, v1 positions hash
+# KEYS: snapshot, entries, meta, refresh marker, absent marker, version counter, v1 positions hash,
+#       top list
 # ARGV: version, absent ttl ms
 MARK_ABSENT = (
     _META
     + r"""
 local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local counter, legacy = KEYS[6], KEYS[7]
+local counter, legacy, top = KEYS[6], KEYS[7], KEYS[8]
 local meta = meta_of(meta_key)
 if meta and tonumber(field(meta, 'version')) >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', snapshot, entries, meta_key, refresh, counter, legacy)
+redis.call('DEL', snapshot, entries, meta_key, refresh, counter, legacy, top)
 redis.call('SET', absent, ARGV[1], 'PX', ARGV[2])
 return 1
 """

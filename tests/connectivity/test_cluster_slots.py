@@ -69,7 +69,15 @@ def test_boards_spread_over_every_node_and_each_is_read_back(spread: Spread, api
         keys = spread.writer.keys(board)
         # And all of a board's keys, staging keys included, hash to the snapshot key's slot
         slot = spread.slot(keys.snapshot)
-        helpers = [keys.entries, keys.meta, keys.lock, keys.version, keys.refresh_marker, keys.absent]
+        helpers = [
+            keys.entries,
+            keys.meta,
+            keys.top,
+            keys.lock,
+            keys.version,
+            keys.refresh_marker,
+            keys.absent,
+        ]
         assert {spread.slot(key) for key in [*helpers, *keys.staging(1)]} == {slot}
         # When the worker's code writes the board and the API reads it
         entries = make_entries(6, start_rank=port % 1000)

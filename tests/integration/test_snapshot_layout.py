@@ -66,8 +66,10 @@ def test_a_partly_evicted_or_foreign_snapshot_reads_as_no_snapshot(cache_tools: 
     cache_tools.write(entries)
     keys = cache_tools.keys("global")
     cache = cache_tools.cache
-    # When one player's stored value is evicted, Then pages and windows that need it are a miss
+    # When one player's stored value is evicted (and the top list with it), Then pages and windows that
+    # need it are a miss
     cache_tools.command("HDEL", keys.entries, entries[4].user_id)
+    cache_tools.command("DEL", keys.top)
     assert run(cache.read_page("global", 0, 10)) is None
     assert run(cache.read_user("global", entries[6].user_id, 2)) is None
     assert run(cache.read_page("global", 10, 10)) is not None  # pages without that player still serve
@@ -90,3 +92,22 @@ def test_an_empty_board_is_a_snapshot_with_no_entries(cache_tools: CacheTools) -
     assert page is not None and page.entries == [] and page.header.position == 3
     window = run(cache_tools.cache.read_user("challenge:a", "anyone", 2))
     assert window is not None and window.position is None
+
+
+def test_the_top_list_serves_the_same_first_pages_as_the_script(cache_tools: CacheTools) -> None:
+    from common.snapshot import TOP_ENTRIES
+    from common.snapshot import scripts as lua
+
+    # Given a board of 150 players in tie groups (more than the top list holds)
+    cache_tools.write(make_entries(150, tie_groups=4))
+    keys = cache_tools.keys("global")
+    assert int(cache_tools.command("LLEN", keys.top)) == TOP_ENTRIES + 1  # the header, then 100 entries
+    for count in (1, 10, 37, TOP_ENTRIES):
+        # When a first page is read (one LRANGE), Then it is exactly what the page script returns
+        page = run(cache_tools.cache.read_page("global", 0, count))
+        scripted = cache_tools.command("EVAL", lua.READ_PAGE, "3", keys.snapshot, keys.entries, keys.meta,
+                                       "0", str(count))  # fmt: skip
+        assert page is not None and [page.header.encode(), *page.entries] == scripted
+    # and a first page longer than the top list, or a deeper one, takes the script
+    long = run(cache_tools.cache.read_page("global", 0, 120))
+    assert long is not None and len(long.entries) == 120

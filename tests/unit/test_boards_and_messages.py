@@ -39,6 +39,7 @@ def test_every_key_of_a_board_shares_the_snapshot_key_slot(board: str) -> None:
     helper_keys = [
         keys.entries,
         keys.meta,
+        keys.top,
         keys.legacy_positions,
         keys.lock,
         keys.version,
