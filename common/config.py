@@ -413,8 +413,11 @@ class WorkerSettings:
     delta_max_rows: int = 10_000
     rebuild_seconds: int = 3_600
     scheduled_boards: tuple[str, ...] = ("global",)
-    lock_ttl_ms: int = 60_000
+    lock_ttl_ms: int = 10_000  # a lease, renewed every third of it while the refresh works
+    deadline_ms: int = 60_000  # one refresh's whole budget (also capped by the invocation's time)
     min_remaining_ms: int = 5_000
+    queue_url: str | None = None  # where a locked request is re-sent with a delay (else: failed)
+    locked_retry_seconds: int = 3
     retry_attempts: int = 5
     retry_base_ms: int = 200
     retry_max_ms: int = 5_000
@@ -449,7 +452,10 @@ class WorkerSettings:
             delta_max_rows=env.integer("LEADERBOARD_DELTA_MAX_ROWS", 10_000, minimum=0, maximum=1_000_000),
             rebuild_seconds=env.integer("LEADERBOARD_REBUILD_SECONDS", 3_600, minimum=0, maximum=604_800),
             scheduled_boards=scheduled,
-            lock_ttl_ms=env.integer("REFRESH_LOCK_TTL_MS", 60_000, minimum=1_000, maximum=900_000),
+            lock_ttl_ms=env.integer("REFRESH_LOCK_TTL_MS", 10_000, minimum=1_000, maximum=900_000),
+            deadline_ms=env.integer("REFRESH_DEADLINE_MS", 60_000, minimum=1_000, maximum=900_000),
+            queue_url=_queue_url(env, required=False),
+            locked_retry_seconds=env.integer("REFRESH_LOCKED_RETRY_SECONDS", 3, minimum=0, maximum=900),
             min_remaining_ms=env.integer("REFRESH_MIN_REMAINING_MS", 5_000, minimum=0, maximum=900_000),
             retry_attempts=env.integer("SOURCE_RETRY_ATTEMPTS", 5, minimum=1, maximum=50),
             retry_base_ms=env.integer("SOURCE_RETRY_BASE_MS", 200, minimum=1, maximum=60_000),

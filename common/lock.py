@@ -5,6 +5,12 @@ counter to max(counter + 1, server time in ms). The version is the fencing token
 accepts a write only if its version is newer than the stored one, so a worker that stalled past its
 lock's expiry can finish, but can never overwrite what a later worker wrote.
 
+Renew: the lock is a short lease (REFRESH_LOCK_TTL_MS, 10 s by default) that the worker renews while it
+works (`refresh_worker.heartbeat`), so a worker that dies (SIGKILL, out of memory, Lambda timeout) frees the
+board within one TTL instead of holding it for the whole refresh budget. Renewal is compare-and-renew by
+token in one script, and extends the lease's staging keys with it: a dead worker's staged copies lapse
+with its lease. Renewal never touches the version: fencing is exactly as before.
+
 Release: one compare-and-delete script (Valkey 8.1 has no DELIFEQ). Never GET then DEL: between the
 two, the lock may have expired and been taken by someone else.
 """
@@ -42,6 +48,20 @@ return version
 """
 )
 
+# KEYS: lock, staging, staging entries   ARGV: token, ttl ms, staging ttl ms
+# Returns 1 if the lease was ours and is renewed, 0 if it had lapsed (maybe taken by another worker).
+_RENEW = lua(
+    """
+local lock, staging, staging_entries = KEYS[1], KEYS[2], KEYS[3]
+local token, ttl, staging_ttl = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('GET', lock) ~= token then return 0 end
+redis.call('PEXPIRE', lock, ttl)
+redis.call('PEXPIRE', staging, staging_ttl)
+redis.call('PEXPIRE', staging_entries, staging_ttl)
+return 1
+"""
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Lease:
@@ -72,6 +92,20 @@ class RefreshLock:
         if not version:
             return None
         return Lease(board=board, token=token, version=int(version), ttl_ms=ttl_ms)
+
+    async def renew(self, lease: Lease, staging_ttl_ms: int) -> bool:
+        """True if the lease was still ours (now extended by its TTL); False if it had lapsed."""
+        keys = self._keys(lease.board)
+        client = await self._connection.client()
+        try:
+            renewed = await client.invoke_script(
+                _RENEW,
+                keys=[keys.lock, *keys.staging(lease.version)],
+                args=[lease.token, str(lease.ttl_ms), str(staging_ttl_ms)],
+            )
+        except GlideError as exc:
+            raise CacheUnavailable(f"renewing the refresh lock: {describe_error(exc)}") from None
+        return bool(renewed)
 
     async def release(self, lease: Lease) -> bool:
         """True if we still held the lock; False if it had expired (and maybe been taken by another)."""

@@ -103,6 +103,26 @@ class SqsRefreshQueue:
         except (BotoCoreError, ClientError) as exc:
             raise QueueUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
 
+    async def send_later(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
+        """Send `body` again, invisible for `delay_seconds` (standard queues only: FIFO queues have no
+        per-message delay, and their deduplication would drop an identical body)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if self._fifo:
+            raise QueueUnavailable("a FIFO queue cannot delay one message")
+        try:
+            sqs = await self._sqs()
+            await sqs.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=body,
+                DelaySeconds=delay_seconds,
+                MessageAttributes={
+                    name: {"DataType": "Number", "StringValue": value} for name, value in attributes.items()
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+
     async def close(self) -> None:
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:

@@ -4,7 +4,9 @@ requests per board, refresh each board once, and report the records that failed.
 Lambda's SQS event source deletes the records not listed in `batchItemFailures`
 (ReportBatchItemFailures); listed ones reappear after the visibility timeout, and after maxReceiveCount
 receives SQS moves them to the DLQ. A poison record is reported as a failure with its reason logged; it
-never stops the valid records of the same batch.
+never stops the valid records of the same batch. A record whose board was locked is re-sent with a short
+delay and then acknowledged (`refresh_worker.redelivery`), so it is asked again without counting toward
+maxReceiveCount.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from common.lock import RefreshLock
 from common.logs import bind_invocation, get_logger
 from common.messages import ALL_SCHEDULED, RefreshRequest
 from common.metrics import MILLISECONDS, Metrics
+from common.queue import SqsRefreshQueue
 from common.runtime import run
 from common.sources import Source, create_source
 from common.valkey import ValkeyConnection
+from refresh_worker.redelivery import Pending, Redelivery
 from refresh_worker.refresher import Mode, Outcome, Refresher
 
 __all__ = ["WorkerApp", "build_app"]
@@ -40,7 +44,11 @@ class _BoardWork:
     board: str
     reasons: set[str] = field(default_factory=set)
     requested_at_ms: int = 0
-    message_ids: list[str] = field(default_factory=list)
+    messages: list[Pending] = field(default_factory=list)
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [message.message_id for message in self.messages]
 
 
 class WorkerApp:
@@ -52,8 +60,10 @@ class WorkerApp:
         lock: RefreshLock,
         source: Source,
         metrics: Metrics,
+        redelivery: Redelivery | None = None,
     ) -> None:
         self.settings = settings
+        self.redelivery = redelivery or Redelivery(None, settings.locked_retry_seconds)
         self.connection = connection
         self.cache = cache
         self.source = source
@@ -61,6 +71,7 @@ class WorkerApp:
         self.refresher = Refresher(settings, cache, lock, source)
 
     async def close(self) -> None:
+        await self.redelivery.close()
         await self.source.close()
         await self.connection.close()
 
@@ -105,18 +116,22 @@ class WorkerApp:
                 item = work.setdefault(board, _BoardWork(board))
                 item.reasons.add(request.reason)
                 item.requested_at_ms = max(item.requested_at_ms, requested_ms)
-                item.message_ids.append(message_id)
+                item.messages.append(Pending.of(message_id, record))
         if failures:
             self.metrics.flush("-")
         semaphore = asyncio.Semaphore(MAX_PARALLEL_BOARDS)
 
-        async def one(item: _BoardWork) -> list[str]:
+        async def one(item: _BoardWork) -> tuple[list[str], list[Pending]]:
             async with semaphore:
                 return await self._refresh_board(item, remaining_ms())
 
-        for failed in await asyncio.gather(*(one(item) for item in work.values())):
+        later: dict[str, Pending] = {}
+        for failed, locked in await asyncio.gather(*(one(item) for item in work.values())):
             failures.extend(failed)
-        # A message that named several boards ("*") fails if any of them failed; report it once.
+            later.update((message.message_id, message) for message in locked)
+        # A message that named several boards ("*") fails if any of them failed (then it is retried as
+        # a whole anyway), else it is asked again once if any of them was locked; reported once.
+        failures.extend(await self.redelivery.retry([m for i, m in later.items() if i not in failures]))
         return list(dict.fromkeys(failures))
 
     def _boards_of(self, request: RefreshRequest) -> tuple[str, ...]:
@@ -128,7 +143,8 @@ class WorkerApp:
             )
         return (request.board,)
 
-    async def _refresh_board(self, item: _BoardWork, remaining_ms: int) -> list[str]:
+    async def _refresh_board(self, item: _BoardWork, remaining_ms: int) -> tuple[list[str], list[Pending]]:
+        """The message ids that failed, and the messages to ask again shortly (locked board)."""
         reason = ",".join(sorted(item.reasons))
         # Boards are refreshed concurrently: each counts into its own line, or they would mix.
         metrics = self.metrics.child()
@@ -144,7 +160,7 @@ class WorkerApp:
                 )
             metrics.add("RefreshFailures")
             metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
-            return item.message_ids
+            return item.message_ids, []
         if result.outcome is not Outcome.REFRESHED:
             log.info("refresh_skipped", board=item.board, reason=reason, outcome=str(result.outcome),
                      version=result.version, messages=len(item.message_ids))  # fmt: skip
@@ -157,8 +173,11 @@ class WorkerApp:
         if result.write_ms:
             metrics.add("CacheWriteDuration", result.write_ms, MILLISECONDS)
         metrics.add("Refreshes" if result.outcome is Outcome.REFRESHED else "RefreshesSkipped")
+        locked = result.outcome in (Outcome.LOCKED, Outcome.LEASE_LOST)
+        if locked:
+            metrics.add("LockedRetries", len(item.messages))
         metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
-        return []
+        return [], item.messages if locked else []
 
 
 def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:
@@ -171,6 +190,8 @@ def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:
         raise
     connection = ValkeyConnection(settings.valkey)
     keys = KeySpace(settings.boards.key)
+    url = settings.queue_url
+    sender = SqsRefreshQueue(url) if url and not url.endswith(".fifo") else None
     return WorkerApp(
         settings,
         connection,
@@ -178,4 +199,5 @@ def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:
         RefreshLock(connection, keys),
         create_source(settings.source),
         Metrics(settings.metrics_namespace, settings.service),
+        Redelivery(sender, settings.locked_retry_seconds),
     )

@@ -9,14 +9,17 @@ position the feed no longer covers (SQLSTATE LB001), more than LEADERBOARD_DELTA
 snapshot older than LEADERBOARD_REBUILD_SECONDS since its last rebuild (periodic reconciliation), a
 changed LEADERBOARD_SIZE or source, and a capped board that has lost players below its cap.
 
-Time budget. The work should finish before the Lambda times out and before the lock expires:
+Time budget. The work should finish before the Lambda times out:
     budget      = remaining invocation time - a safety margin for reporting the batch result
-    lock TTL    = min(REFRESH_LOCK_TTL_MS, budget)
-    fetch until = lock start + TTL - write reserve      (tenacity stops before a sleep would cross it,
-                                                        and each attempt is cut off at it)
+    work        = min(REFRESH_DEADLINE_MS, budget)
+    fetch until = start + work - write reserve      (tenacity stops before a sleep would cross it,
+                                                    and each attempt is cut off at it)
+    lease       = min(REFRESH_LOCK_TTL_MS, budget), renewed every third of it (`heartbeat`)
 Every source call (pages and feed) keeps to that deadline; the final script (delta or swap) has only
-VALKEY_REQUEST_TIMEOUT_MS. If it runs past the lock's expiry anyway, nothing breaks: staged keys expire
-by themselves, and the fencing refuses it if a later worker has stored a newer snapshot meanwhile.
+VALKEY_REQUEST_TIMEOUT_MS. Just before it the worker checks its lease (`Heartbeat.check`): a lease known
+lost ends the refresh as LEASE_LOST (the request is retried shortly). If the write runs past a lapse
+anyway, nothing breaks: staged keys expire by themselves, and the fencing refuses it if a later worker
+has stored a newer snapshot meanwhile.
 If even the minimum budget is not there, the refresh is not started: the message goes back to the queue.
 """
 
@@ -33,6 +36,7 @@ from common.logs import get_logger
 from common.snapshot import SnapshotHeader
 from common.timeutil import now_ms
 from refresh_worker.fetching import SourceCalls
+from refresh_worker.heartbeat import Heartbeat, LeaseLost
 from refresh_worker.rebuild import Plan, Stager, read_into_staging
 
 if TYPE_CHECKING:
@@ -57,7 +61,8 @@ class NotEnoughTime(LeaderboardError):
 class Outcome(StrEnum):
     REFRESHED = "refreshed"
     ALREADY_FRESH = "already_fresh"  # a snapshot newer than the request exists: nothing to do
-    LOCKED = "locked"  # another worker is refreshing; its own message carries the refresh
+    LOCKED = "locked"  # another worker is refreshing: retry the request shortly (it may die)
+    LEASE_LOST = "lease_lost"  # our lease lapsed before the write: retry the request shortly
     SUPERSEDED = "superseded"  # fetched, but a newer snapshot was stored meanwhile (fencing refused)
     ABSENT = "absent"  # the source has no such board
 
@@ -114,6 +119,8 @@ class SnapshotStore(Stager, Protocol):
 class Locker(Protocol):
     async def acquire(self, board: str, ttl_ms: int) -> Lease | None: ...
 
+    async def renew(self, lease: Lease, staging_ttl_ms: int) -> bool: ...
+
     async def release(self, lease: Lease) -> bool: ...
 
 
@@ -126,11 +133,12 @@ class _Run:
     lease: Lease
     started: float
     calls: SourceCalls
+    heartbeat: Heartbeat
 
     def staging_ttl_ms(self) -> int:
-        """Staged keys live until the lease ends (plus a margin), and expire by themselves after."""
-        spent = (time.monotonic() - self.started) * 1000
-        return max(1_000, int(self.lease.ttl_ms - spent) + SAFETY_MARGIN_MS)
+        """Staged keys live as long as the lease (plus a margin); each renewal extends them, so a dead
+        worker's staged copies expire by themselves shortly after its lease."""
+        return self.heartbeat.staging_ttl_ms
 
 
 class Refresher:
@@ -156,12 +164,20 @@ class Refresher:
         if lease is None:
             return RefreshResult(board, Outcome.LOCKED)
         started = time.monotonic()
-        # Keep a quarter of the lease (at least 1 s, at most half) for the final write.
-        write_reserve_ms = min(max(1_000, lease.ttl_ms // 4), lease.ttl_ms // 2)
-        deadline = started + (lease.ttl_ms - write_reserve_ms) / 1000
-        run = _Run(board, reason, lease, started, SourceCalls(self._source, self._settings, board, deadline))
+        work_ms = min(self._settings.deadline_ms, budget)
+        # Keep a quarter of the work budget (at least 1 s, at most half) for the final write.
+        write_reserve_ms = min(max(1_000, work_ms // 4), work_ms // 2)
+        deadline = started + (work_ms - write_reserve_ms) / 1000
+        calls = SourceCalls(self._source, self._settings, board, deadline)
         try:
-            result = await self._refresh_locked(run, requested_at_ms)
+            async with Heartbeat(self._lock, lease) as heartbeat:
+                run = _Run(board, reason, lease, started, calls, heartbeat)
+                result = await self._refresh_locked(run, requested_at_ms)
+        except LeaseLost as exc:
+            log.warning(
+                "refresh_abandoned", board=board, reason=reason, version=lease.version, error=str(exc)
+            )
+            result = RefreshResult(board, Outcome.LEASE_LOST, lease.version, attempts=calls.attempts)
         finally:
             try:
                 if not await self._lock.release(lease):
@@ -243,6 +259,7 @@ class Refresher:
             position=feed.head,
             rebuilt_at_ms=stored.rebuilt_at_ms,
         )
+        run.heartbeat.check()
         write_started = time.monotonic()
         applied, size = await self._cache.apply_changes(
             header, stored.position, feed.changes, cap=cap, total=feed.total
@@ -308,6 +325,7 @@ class Refresher:
             position=staged.position,
             rebuilt_at_ms=generated_at_ms,
         )
+        run.heartbeat.check()
         write_started = time.monotonic()
         written = await self._cache.commit(
             header,

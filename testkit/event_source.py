@@ -25,6 +25,19 @@ class PollResult:
     deleted: int
 
 
+def _lambda_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """ReceiveMessage's `{"StringValue", "DataType"}` in the lower camel case Lambda's records use."""
+    return {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "dataType": value.get("DataType"),
+            "stringListValues": [],
+            "binaryListValues": [],
+        }
+        for name, value in attributes.items()
+    }
+
+
 class SqsEventSource:
     def __init__(
         self,
@@ -56,7 +69,7 @@ class SqsEventSource:
                     "receiptHandle": message["ReceiptHandle"],
                     "body": body,
                     "attributes": dict(message.get("Attributes", {})),
-                    "messageAttributes": message.get("MessageAttributes", {}),
+                    "messageAttributes": _lambda_attributes(message.get("MessageAttributes", {})),
                     "md5OfBody": message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest(),  # noqa: S324
                     "eventSource": "aws:sqs",
                     "eventSourceARN": self.queue_arn,

@@ -111,7 +111,7 @@ def stack(
             "LEADERBOARD_KEY": key_prefix,
             "SUPABASE_URL": "https://project.supabase.co",
             "SUPABASE_KEY": "service-role-key-for-the-outage-test",
-            "REFRESH_LOCK_TTL_MS": str(LOCK_TTL_MS),
+            "REFRESH_DEADLINE_MS": str(LOCK_TTL_MS),
             "SOURCE_RETRY_ATTEMPTS": str(RETRY_ATTEMPTS),
             "SOURCE_RETRY_BASE_MS": "20",
             "SOURCE_TIMEOUT_MS": "500",
@@ -160,7 +160,7 @@ def test_a_source_outage_serves_stale_reads_parks_requests_in_the_dlq_and_replay
     # Then every read was answered with the stale data
     assert reads
     assert all(read == (200, "STALE") for read in reads), set(reads)
-    # and each delivery gave up within its deadline (the lock TTL), after its retries
+    # and each delivery gave up within its deadline (REFRESH_DEADLINE_MS), after its retries
     assert invocation_seconds
     assert max(invocation_seconds) < LOCK_TTL_MS / 1000
     assert set(stack.outage.failures) == {"503", "timeout", "refused"}

@@ -28,6 +28,7 @@ from common.sources import ChangePage, Cursor, SourcePage
 from refresh_worker.refresher import Outcome, Refresher
 from testkit.engines import PostgresEngine
 from tests.harness import CacheTools, ValkeyTarget
+from tests.integration.test_worker import FrozenRenewals
 from tests.support import make_entries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -167,9 +168,10 @@ def test_fencing_under_1000_random_interleavings(
     async def worker() -> None:
         # Until 1000 refreshes have held the lock (attempts that find it taken don't count)
         while sum(v for k, v in outcomes.items() if k != str(Outcome.LOCKED)) < 1000:
-            # lock TTLs from "shorter than the slowest write" to "comfortable"
+            # lock TTLs from "shorter than the slowest write" to "comfortable", never renewed (stalled
+            # workers), so that leases really lapse mid-refresh
             settings = replace(base, lock_ttl_ms=rng.choice([10, 20, 40, 200]), min_remaining_ms=0)
-            refresher = Refresher(settings, store, cache_tools.lock, source)
+            refresher = Refresher(settings, store, FrozenRenewals(cache_tools.lock), source)
             try:
                 result = await refresher.refresh("global", "stale", 2**62, 60_000)
                 outcome = str(result.outcome)

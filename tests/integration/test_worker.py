@@ -30,6 +30,7 @@ from common.sources import ChangePage, Cursor, Source, SourcePage, create_source
 from common.sources.supabase import SupabaseSource
 from common.valkey import ValkeyConnection
 from refresh_worker.app import WorkerApp
+from refresh_worker.redelivery import Redelivery
 from testkit.engines import PostgresEngine, Queues, SqsEngine
 from testkit.event_source import SqsEventSource
 from testkit.postgrest import PostgrestEmulator
@@ -243,22 +244,70 @@ def test_a_request_older_than_the_snapshot_is_acknowledged_without_fetching(
     assert source.calls == {}
 
 
+class FakeSender:
+    """Records the delayed re-sends (our DelayedSender interface)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, dict[str, str]]] = []
+
+    async def send_later(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
+        self.sent.append((body, delay_seconds, attributes))
+
+    async def close(self) -> None:
+        return None
+
+
 def test_two_workers_one_fetch(workers: WorkerHarness, clean_db: PostgresEngine) -> None:
     # Given two workers that receive a refresh for the same board at the same moment
     seed(clean_db, 10)
     slow, slow_source = workers.app([stall(0.5)])
     fast, fast_source = workers.app()
+    sender = FakeSender()
+    fast.redelivery = Redelivery(sender, 3)
+    body = request()
 
     async def both() -> list[list[str]]:
         first = asyncio.ensure_future(slow.process(sqs_event(request())["Records"], lambda: 60_000))
         await asyncio.sleep(0.1)  # the slow one holds the lock now
-        second = asyncio.ensure_future(fast.process(sqs_event(request())["Records"], lambda: 60_000))
+        second = asyncio.ensure_future(fast.process(sqs_event(body)["Records"], lambda: 60_000))
         return list(await asyncio.gather(first, second))
 
-    # Then the one that finds the lock taken acknowledges its message, and only one fetch happens
+    # Then the one that finds the lock taken re-sends its message with a short delay (the holder may
+    # die) and acknowledges the original, and only one fetch happens
     assert run(both()) == [[], []]
+    assert sender.sent == [(body, 3, {"LockedRetries": "1"})]
     assert slow_source.calls == {"global": 1}
     assert fast_source.calls == {}
+
+
+def test_a_locked_request_without_a_queue_to_resend_to_is_reported_failed(
+    workers: WorkerHarness, clean_db: PostgresEngine, cache_tools: CacheTools
+) -> None:
+    # Given a board whose lock another worker holds, and a worker with no REFRESH_QUEUE_URL
+    seed(clean_db, 3)
+    assert run(cache_tools.lock.acquire("global", 5_000)) is not None
+    app, source = workers.app()
+    event = sqs_event(request())
+    # Then the request is not acknowledged: it comes back after the visibility timeout
+    assert app.invoke(event, FakeContext(), True) == {
+        "batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]
+    }
+    assert source.calls == {}
+
+
+class FrozenRenewals:
+    """The real lock, whose renewals never get through (a frozen container sends nothing): the lease
+    lapses after its TTL although the worker still believes it holds it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def renew(self, *_: Any) -> bool:
+        await asyncio.Event().wait()  # never returns; cancelled with the heartbeat
+        return True
 
 
 class SlowStore:
@@ -292,6 +341,7 @@ def test_a_worker_whose_lock_expired_cannot_overwrite_a_newer_snapshot(
         return stores[-1]
 
     a, _ = workers.app(store=slow, REFRESH_LOCK_TTL_MS="1000", REFRESH_MIN_REMAINING_MS="0")
+    a.refresher._lock = FrozenRenewals(a.refresher._lock)
     b, _ = workers.app(REFRESH_LOCK_TTL_MS="1000", REFRESH_MIN_REMAINING_MS="0")
 
     async def race() -> list[list[str]]:
@@ -332,9 +382,9 @@ def test_retries_stop_at_the_attempt_limit_and_the_message_fails(workers: Worker
 
 
 def test_retries_stop_before_the_lock_deadline(workers: WorkerHarness) -> None:
-    # Every attempt fails after 0.4 s; with a 2 s lock, fetching must give up at the fetch deadline
-    # (lock TTL minus the write reserve = 1 s), cutting the attempt in flight
-    app, source = workers.app([slow_fail(0.4)] * 50, REFRESH_LOCK_TTL_MS="2000", SOURCE_RETRY_ATTEMPTS="50",
+    # Every attempt fails after 0.4 s; with a 2 s budget, fetching must give up at the fetch deadline
+    # (budget minus the write reserve = 1 s), cutting the attempt in flight
+    app, source = workers.app([slow_fail(0.4)] * 50, REFRESH_DEADLINE_MS="2000", SOURCE_RETRY_ATTEMPTS="50",
                               SOURCE_TIMEOUT_MS="100", REFRESH_MIN_REMAINING_MS="0")  # fmt: skip
     started = time.monotonic()
     result = app.invoke(sqs_event(request()), FakeContext(), True)
