@@ -89,15 +89,20 @@ def test_the_api_may_only_send_to_the_refresh_queue() -> None:
     assert "SUPABASE" not in text
 
 
-def test_the_worker_may_poll_its_queue_and_read_its_secret_only() -> None:
+def test_the_worker_may_poll_and_send_to_its_queue_and_read_its_secret_only() -> None:
     worker = props("RefreshWorkerFunction")
     secret = {
         "Fn::If": ["CreateSupabaseSecret", {"Ref": "SupabaseKeySecret"}, {"Ref": "SupabaseKeySecretArn"}]
     }
     assert worker["Policies"] == [
         {"SQSPollerPolicy": {"QueueName": {"Fn::GetAtt": ["RefreshQueue", "QueueName"]}}},
+        # re-sending a locked board's request with a delay (refresh_worker/redelivery.py)
+        {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["RefreshQueue", "QueueName"]}}},
         {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": secret}},
     ]
+    assert worker["Environment"]["Variables"]["REFRESH_QUEUE_URL"] == {"Ref": "RefreshQueue"}
+    # a short lease: a dead worker's board is free again within 10 s
+    assert int(worker["Environment"]["Variables"]["REFRESH_LOCK_TTL_MS"]) <= 10_000
     assert worker["Environment"]["Variables"]["SUPABASE_KEY_SECRET_ARN"] == secret
     assert "SUPABASE_KEY" not in worker["Environment"]["Variables"]  # the key itself is never in the env
 
