@@ -31,18 +31,16 @@ from api_lambda.service import (
     UnknownBoard,
     UserNotRanked,
     WarmingUp,
-    invocation_deadline,
 )
 from common.boards import GLOBAL, BoardSyntaxError, KeySpace, validate_board
-from common.cache import LeaderboardCache
 from common.config import ApiSettings, ConfigError
 from common.errors import CacheUnavailable
 from common.logs import bind_invocation, get_logger
 from common.metrics import Metrics
 from common.models import USER_ID
-from common.queue import SqsRefreshQueue
-from common.runtime import run
-from common.valkey import ValkeyConnection
+from common.queue import BlockingRefreshQueue, SqsRefreshQueue
+from common.snapshot_reader import SnapshotReader
+from common.valkey_sync import SyncValkeyConnection
 
 if TYPE_CHECKING:
     from common.queue import RefreshQueue
@@ -85,8 +83,8 @@ class ApiApp:
     def __init__(
         self,
         settings: ApiSettings,
-        connection: ValkeyConnection,
-        cache: LeaderboardCache,
+        connection: SyncValkeyConnection,
+        cache: SnapshotReader,
         queue: RefreshQueue,
         metrics: Metrics,
     ) -> None:
@@ -95,7 +93,7 @@ class ApiApp:
         self.cache = cache
         self.queue = queue
         self.metrics = metrics
-        self.service = LeaderboardService(settings, cache, queue, metrics)
+        self.service = LeaderboardService(settings, cache, BlockingRefreshQueue(queue), metrics)
         self.caching = CachePolicy(
             fresh_seconds=settings.boards.fresh_seconds,
             stale_max_age=settings.stale_max_age_seconds,
@@ -116,28 +114,30 @@ class ApiApp:
         )
         # From the raw event: a HEAD request that fails to parse must still get no body.
         head = _raw_method(event) == "HEAD"
+        # When this invocation must have answered, from this invocation's context only (none: no bound).
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        deadline = time.monotonic() + (remaining() - ANSWER_MARGIN_MS) / 1000 if callable(remaining) else None
         try:
             request = parse_event(event)
-            remaining = getattr(context, "get_remaining_time_in_millis", None)
-            if callable(remaining):
-                invocation_deadline.set(time.monotonic() + (remaining() - ANSWER_MARGIN_MS) / 1000)
-            response = run(self.handle(request))
+            response = self.handle(request, deadline)
         except ApiError as error:
             log.warning("request_rejected", status=error.status, code=error.code, detail=error.message)
             response = error_response(error)
         except Exception:
             log.exception("request_failed")
             response = error_response(ApiError(500, "internal_error", "internal error"))
+        finally:
+            self.metrics.discard()  # counted before the board was known: nothing may reach the next one
         return self.cors.apply(response, event_header(event, "origin")).to_event(head=head)
 
     async def close(self) -> None:
         """Close the container's clients (tests and the local stack; Lambda just freezes the container)."""
         await self.queue.close()
-        await self.connection.close()
+        self.connection.close()
 
     # ---- routes ---------------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response:
+    def handle(self, request: Request, deadline: float | None = None) -> Response:
         path = request.path
         user_id = path[len(_USER_PREFIX) :] if path.startswith(_USER_PREFIX) else ""
         if path == "/leaderboard":
@@ -151,12 +151,16 @@ class ApiApp:
         if request.method not in ("GET", "HEAD"):
             raise ApiError(405, "method_not_allowed", "only GET and HEAD are allowed", {"Allow": ALLOW})
         board = self._board(request)
+        dimension = self.settings.boards.boards.metric_dimension(board)
         try:
-            view = await route(request, board)
+            view = route(request, board, deadline)
+            self.metrics.served(dimension, _COUNT_METRIC[view.cache_status], view.age_seconds)
         except (CacheUnavailable, WarmingUp, SnapshotTooOld, UnknownBoard, UserNotRanked) as exc:
             raise self._domain_error(exc, board) from None
-        dimension = self.settings.boards.boards.metric_dimension(board)
-        self.metrics.served(dimension, _COUNT_METRIC[view.cache_status], view.age_seconds)
+        finally:
+            # Whatever the outcome (a late 400 included), what this invocation counted is written now,
+            # under this board: never in the next invocation's line.
+            self.metrics.flush(dimension)
         return self._respond(request, view, self._body(request, board, view))
 
     def _board(self, request: Request) -> str:
@@ -171,22 +175,22 @@ class ApiApp:
             raise not_found("unknown_board", "this service has no such leaderboard")
         return board
 
-    async def _page(self, request: Request, board: str) -> BoardView:
+    def _page(self, request: Request, board: str, deadline: float | None) -> BoardView:
         s = self.settings
         count = _integer(request, "count", "invalid_count", s.default_count, (1, s.max_count))
         # Past the last stored entry the page is empty (entries [], next null), not an error: the
         # contract (openapi.yaml) can state that rule, and it does not depend on the board's size.
         offset = _integer(request, "offset", "invalid_offset", 0, (0, MAX_OFFSET))
-        return await self.service.page(board, offset, count)
+        return self.service.page(board, offset, count, deadline=deadline)
 
-    async def _user(self, request: Request, board: str) -> BoardView:
+    def _user(self, request: Request, board: str, deadline: float | None) -> BoardView:
         user_id = request.path[len(_USER_PREFIX) :]
         if not USER_ID.fullmatch(user_id):
             raise bad_request("invalid_user_id", "user_id must be 1 to 128 visible characters")
         if _UUID.fullmatch(user_id):
             user_id = user_id.lower()
         around = _integer(request, "around", "invalid_around", 0, (0, self.settings.max_around))
-        return await self.service.user(board, user_id, around)
+        return self.service.user(board, user_id, around, deadline=deadline)
 
     # ---- responses ------------------------------------------------------------------------------
 
@@ -194,7 +198,6 @@ class ApiApp:
         """The one mapping from domain outcomes to HTTP errors."""
         # ValkeyAuthError is a CacheUnavailable too: one metric name per documented error code.
         self.metrics.add("CacheUnavailable" if isinstance(exc, CacheUnavailable) else type(exc).__name__)
-        self.metrics.flush(self.settings.boards.boards.metric_dimension(board))
         if isinstance(exc, CacheUnavailable):
             log.error("cache_unavailable", board=board, error=str(exc))
             return ApiError(
@@ -244,7 +247,11 @@ class ApiApp:
         # No `Age`: this answer was made now; the snapshot's age has its own header (CachePolicy says why).
         headers = {
             "Content-Type": "application/json; charset=utf-8",
-            "Cache-Control": self.caching.cache_control(view.age_seconds),
+            "Cache-Control": (
+                self.caching.cache_control_on_error(view.age_seconds)
+                if view.served_on_error
+                else self.caching.cache_control(view.age_seconds)
+            ),
             "ETag": etag,
             "X-Snapshot-Age": str(int(view.age_seconds)),
             "X-Cache": view.cache_status,
@@ -305,7 +312,7 @@ def build_app(environ: Mapping[str, str] | None = None) -> ApiApp | Misconfigure
     except ConfigError as error:
         log.error("configuration_invalid", problems=error.problems)
         return MisconfiguredApp(error)
-    connection = ValkeyConnection(settings.valkey)
-    cache = LeaderboardCache(connection, KeySpace(settings.boards.key))
+    connection = SyncValkeyConnection(settings.valkey)
+    cache = SnapshotReader(connection, KeySpace(settings.boards.key))
     metrics = Metrics(settings.metrics_namespace, settings.service)
     return ApiApp(settings, connection, cache, SqsRefreshQueue(settings.queue_url), metrics)

@@ -138,6 +138,15 @@ class CachePolicy:
             swr, sie = min(swr, room - max_age), min(sie, room - max_age)
         return _cache_control(max_age, swr, sie)
 
+    def cache_control_on_error(self, age_seconds: float) -> str:
+        """The container's last copy, answered because Valkey failed (stale-if-error at the origin):
+        stale to every cache at once (max-age=0), usable by them only under their own stale-if-error,
+        capped like the others by LEADERBOARD_MAX_STALE_SECONDS."""
+        sie = self.stale_if_error
+        if self.max_stale_seconds is not None:
+            sie = min(sie, max(0, math.floor(self.max_stale_seconds - age_seconds)))
+        return _cache_control(0, 0, sie)
+
 
 @lru_cache(maxsize=1024)
 def _cache_control(max_age: int, swr: int, sie: int) -> str:

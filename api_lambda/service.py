@@ -1,7 +1,10 @@
 """The read path's logic: serve from the snapshot, and ask for a refresh when it is stale or missing.
 
 No driver is imported here: the cache and the queue arrive as objects that fit the two Protocols below.
+Synchronous on purpose: a cache hit is one blocking call on glide-sync and no event loop at all.
 
+- Near hit: this container read the same thing less than LEADERBOARD_NEAR_CACHE_MS ago, of the board's
+  newest version, and the snapshot is still fresh: served again without a round trip (HIT).
 - Fresh snapshot: serve it (HIT).
 - Stale snapshot: serve it at once (STALE) and request a refresh. The "refresh requested" marker (SET NX
   with an expiry) makes one caller per stale episode send the message, however many read at once. If
@@ -9,28 +12,30 @@ No driver is imported here: the cache and the queue arrive as objects that fit t
 - No snapshot (first deploy, flushed cache): request a refresh, then wait a bounded time for the worker
   to fill the cache (MISS), else 503 warming_up with Retry-After.
 - Stale beyond LEADERBOARD_MAX_STALE_SECONDS (when set): 503 — the operator prefers no answer to an old one.
+- Valkey fails or times out: what this container last read for the same request is served (STALE,
+  `served_on_error`) while its snapshot is within LEADERBOARD_STALE_IF_ERROR_SECONDS of going stale;
+  otherwise CacheUnavailable (503 cache_unavailable).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from api_lambda.near_cache import RecentReads
 from common.errors import CacheUnavailable
 from common.logs import get_logger
 from common.messages import RefreshRequest
 from common.queue import QueueUnavailable
 
 if TYPE_CHECKING:
-    from common.cache import Page, SnapshotHeader, UserWindow
     from common.config import ApiSettings
+    from common.snapshot import Page, SnapshotHeader, UserWindow
 
 __all__ = [
     "HIT",
@@ -42,41 +47,47 @@ __all__ = [
     "UnknownBoard",
     "UserNotRanked",
     "WarmingUp",
+    "cache_windows",
 ]
 
 log = get_logger(__name__)
 
-# When the current invocation must have answered (time.monotonic()), set by the handler from the
-# Lambda context: a cold-miss wait never runs into the function timeout (that would be API Gateway's
-# non-JSON 5xx instead of our documented 503 warming_up).
-invocation_deadline: ContextVar[float | None] = ContextVar("invocation_deadline", default=None)
-T = TypeVar("T")
-
 HIT = "HIT"
 STALE = "STALE"
 MISS = "MISS"
+R = TypeVar("R", "Page", "UserWindow")
 
 
-class SnapshotReader(Protocol):
-    async def read_page(self, board: str, offset: int, count: int) -> Page | None: ...
+class SnapshotStore(Protocol):
+    def read_page(self, board: str, offset: int, count: int) -> Page | None: ...
 
-    async def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None: ...
+    def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None: ...
 
-    async def is_absent(self, board: str) -> bool: ...
+    def is_absent(self, board: str) -> bool: ...
 
-    async def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool: ...
+    def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool: ...
 
-    async def clear_refresh_request(self, board: str, token: str) -> None: ...
+    def clear_refresh_request(self, board: str, token: str) -> None: ...
 
 
 class RefreshSender(Protocol):
-    async def send(self, request: RefreshRequest) -> None: ...
+    def send(self, request: RefreshRequest) -> None: ...
 
 
 class MetricSink(Protocol):
     """What the service counts into (`common.metrics.Metrics` fits); the caller flushes it."""
 
     def add(self, name: str, value: float = ..., unit: str = ...) -> None: ...
+
+
+def cache_windows(settings: ApiSettings) -> tuple[int, int]:
+    """(stale-while-revalidate, stale-if-error) in seconds, as promised to HTTP caches and kept here:
+    with LEADERBOARD_MAX_STALE_SECONDS set, neither may reach past it."""
+    swr, sie = settings.stale_while_revalidate_seconds, settings.stale_if_error_seconds
+    if settings.max_stale_seconds is not None:
+        room = max(0, settings.max_stale_seconds - settings.boards.fresh_seconds)
+        swr, sie = min(swr, room), min(sie, room)
+    return swr, sie
 
 
 class WarmingUp(Exception):
@@ -105,97 +116,148 @@ class BoardView:
     cache_status: str
     age_seconds: float
     user_position: int | None = None
+    served_on_error: bool = False  # Valkey failed; this is the container's last copy (stale-if-error)
 
 
 class LeaderboardService:
     def __init__(
         self,
         settings: ApiSettings,
-        cache: SnapshotReader,
+        cache: SnapshotStore,
         queue: RefreshSender,
         metrics: MetricSink | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._cache = cache
         self._queue = queue
         self._metrics = metrics
+        self._sleep = sleep  # between polls of a cold miss (tests step a worker in here)
         self._fresh_ms = settings.boards.fresh_seconds * 1000
         self._max_stale_ms = (settings.max_stale_seconds or 0) * 1000
         self._marker_ttl_ms = settings.boards.refresh_marker_seconds * 1000
+        self._error_ms = self._fresh_ms + cache_windows(settings)[1] * 1000
+        # Pages and user windows keep separate halves of the bounds: requests for invented user ids
+        # (each one a different key) cannot push the pages everybody reads out of memory.
+        keep = settings.near_cache_ms > 0 or settings.stale_if_error_seconds > 0
+        entries = settings.near_cache_max_entries // 2 if keep else 0
+        half_bytes = settings.near_cache_max_bytes // 2
+        self._pages: RecentReads[Page] = RecentReads(settings.near_cache_ms, entries, half_bytes)
+        self._users: RecentReads[UserWindow] = RecentReads(settings.near_cache_ms, entries, half_bytes)
 
-    async def page(self, board: str, offset: int, count: int) -> BoardView:
-        status = HIT
-        page = await self._cache.read_page(board, offset, count)
-        if page is None:
-            status = MISS
-            page = await self._wait_for_fill(board, lambda: self._cache.read_page(board, offset, count))
-        age_ms = max(0, time.time_ns() // 1_000_000 - page.header.generated_at_ms)
-        if age_ms >= self._fresh_ms and status != MISS:
-            status = await self._stale(page.header, age_ms)
-        return BoardView(page.header, page.offset, page.entries, status, age_ms / 1000)
+    def page(self, board: str, offset: int, count: int, *, deadline: float | None = None) -> BoardView:
+        """`deadline` (time.monotonic()) is when this invocation must have answered: a cold-miss wait
+        ends there, so the answer is our 503 warming_up, never the function's timeout."""
+        page, status, age_ms, on_error = self._read(
+            self._pages,
+            (board, offset, count),
+            board,
+            lambda: self._cache.read_page(board, offset, count),
+            deadline,
+        )
+        return BoardView(page.header, page.offset, page.entries, status, age_ms / 1000, None, on_error)
 
-    async def user(self, board: str, user_id: str, around: int) -> BoardView:
-        status = HIT
-        window = await self._cache.read_user(board, user_id, around)
-        if window is None:
-            status = MISS
-            window = await self._wait_for_fill(board, lambda: self._cache.read_user(board, user_id, around))
-        age_ms = max(0, time.time_ns() // 1_000_000 - window.header.generated_at_ms)
-        if age_ms >= self._fresh_ms and status != MISS:
-            status = await self._stale(window.header, age_ms)
-        age = age_ms / 1000
+    def user(self, board: str, user_id: str, around: int, *, deadline: float | None = None) -> BoardView:
+        window, status, age_ms, on_error = self._read(
+            self._users,
+            (board, user_id, around),
+            board,
+            lambda: self._cache.read_user(board, user_id, around),
+            deadline,
+        )
         if window.position is None:
             raise UserNotRanked(user_id)
-        return BoardView(window.header, window.offset, window.entries, status, age, window.position)
+        age = age_ms / 1000
+        return BoardView(window.header, window.offset, window.entries, status, age, window.position, on_error)
 
-    async def _stale(self, header: SnapshotHeader, age_ms: int) -> str:
+    def _read(
+        self,
+        recent: RecentReads[R],
+        key: Hashable,
+        board: str,
+        read: Callable[[], R | None],
+        deadline: float | None,
+    ) -> tuple[R, str, int, bool]:
+        """(what to serve, its X-Cache status, its snapshot's age in ms, whether Valkey failed)."""
+        near = recent.near(key)
+        if near is not None:
+            age_ms = time.time_ns() // 1_000_000 - near.header.generated_at_ms
+            if age_ms < self._fresh_ms:
+                return near, HIT, max(0, age_ms), False
+        try:
+            status = HIT
+            found = read()
+            if found is None:
+                status = MISS
+                found = self._wait_for_fill(board, read, deadline)
+        except CacheUnavailable as exc:
+            return self._served_on_error(recent.last(key), board, exc)
+        recent.remember(key, found)
+        age_ms = max(0, time.time_ns() // 1_000_000 - found.header.generated_at_ms)
+        if age_ms >= self._fresh_ms and status != MISS:
+            status = self._stale(found.header, age_ms)
+        return found, status, age_ms, False
+
+    def _served_on_error(self, last: R | None, board: str, exc: CacheUnavailable) -> tuple[R, str, int, bool]:
+        """Stale-if-error: the container's last copy, if its snapshot is young enough; else re-raise."""
+        if last is None:
+            raise exc
+        age_ms = max(0, time.time_ns() // 1_000_000 - last.header.generated_at_ms)
+        if age_ms > self._error_ms:
+            raise exc
+        log.warning("served_stale_on_error", board=board, age_seconds=age_ms / 1000, error=str(exc))
+        if self._metrics is not None:
+            self._metrics.add("StaleOnError")
+        return last, STALE, age_ms, True
+
+    def _stale(self, header: SnapshotHeader, age_ms: int) -> str:
         """A stale snapshot: ask for a refresh (once per episode), then serve it unless it is too old.
         Kept out of line: the fresh hit path checks the age inline and never enters here."""
-        await self._request_refresh(header.board, "stale")
+        self._request_refresh(header.board, "stale")
         if self._max_stale_ms and age_ms > self._max_stale_ms:
             raise SnapshotTooOld(header.board)
         return STALE
 
-    async def _request_refresh(self, board: str, reason: str) -> bool:
+    def _request_refresh(self, board: str, reason: str) -> bool:
         """Send one refresh request per episode. Never raises: a failed request must not fail a read."""
         token = secrets.token_hex(8)
         try:
-            if not await self._cache.mark_refresh_requested(board, token, self._marker_ttl_ms):
+            if not self._cache.mark_refresh_requested(board, token, self._marker_ttl_ms):
                 return True  # someone else asked already; the worker clears the marker when done
         except CacheUnavailable as exc:
             log.warning("refresh_request_skipped", board=board, reason=reason, error=str(exc))
             return False
         request = RefreshRequest(board=board, reason=reason, requested_at=datetime.now(UTC))
         try:
-            await self._queue.send(request)
+            self._queue.send(request)
         except QueueUnavailable as exc:
             log.error("refresh_request_failed", board=board, reason=reason, error=str(exc))
             # If this fails too, the marker expires on its own after LEADERBOARD_REFRESH_MARKER_SECONDS.
             with contextlib.suppress(CacheUnavailable):
-                await self._cache.clear_refresh_request(board, token)
+                self._cache.clear_refresh_request(board, token)
             return False
         log.info("refresh_requested", board=board, reason=reason)
         if self._metrics is not None:
             self._metrics.add("RefreshRequests")
         return True
 
-    async def _wait_for_fill(self, board: str, read: Callable[[], Awaitable[T | None]]) -> T:
-        """No snapshot: ask for one and poll for it until LEADERBOARD_MISS_WAIT_MS runs out."""
-        if await self._cache.is_absent(board):
+    def _wait_for_fill(self, board: str, read: Callable[[], R | None], deadline: float | None) -> R:
+        """No snapshot: ask for one and poll for it until LEADERBOARD_MISS_WAIT_MS (or `deadline`)."""
+        if self._cache.is_absent(board):
             raise UnknownBoard(board)
-        if not await self._request_refresh(board, "miss"):
+        if not self._request_refresh(board, "miss"):
             raise WarmingUp(board)
-        deadline = time.monotonic() + self._settings.miss_wait_ms / 1000
-        cutoff = invocation_deadline.get()
-        if cutoff is not None:  # answer warming_up ourselves rather than let the Lambda time out
-            deadline = min(deadline, cutoff)
+        until = time.monotonic() + self._settings.miss_wait_ms / 1000
+        if deadline is not None:  # answer warming_up ourselves rather than let the Lambda time out
+            until = min(until, deadline)
         delay = 0.02
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(delay, left))
+        while (left := until - time.monotonic()) > 0:
+            self._sleep(min(delay, left))
             delay = min(delay * 1.5, 0.2)
-            found = await read()
+            found = read()
             if found is not None:
                 return found
-            if await self._cache.is_absent(board):
+            if self._cache.is_absent(board):
                 raise UnknownBoard(board)
         raise WarmingUp(board)

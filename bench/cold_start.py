@@ -1,4 +1,5 @@
-"""P3, P3b: what a cold start pays for imports, in fresh interpreters, against the libraries we cannot avoid.
+"""P3, P3b: what a cold start pays for imports, in fresh interpreters, against the libraries we cannot avoid
+(the API: valkey-glide-sync; the worker: valkey-glide and supabase).
 
 Each figure is the median of N fresh `python -c "import X"` processes, timed inside the interpreter
 (from just before the import to just after), alternating the subjects so that noise hits them alike.
@@ -11,15 +12,20 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+from bench.previous import PREVIOUS, previous_checkout
 from bench.stats import summary
 
 _TIMER = "import time; t = time.perf_counter(); {imports}; print(time.perf_counter() - t)"
 
 
-def _cold(imports: str) -> float:
+def _cold(imports: str, path: Path | None = None) -> float:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    if path is not None:  # another checkout of our code, first on sys.path (the previous handler)
+        env["PYTHONPATH"] = str(path)
+        imports = f"import sys; sys.path.insert(0, {str(path)!r}); {imports}"
     out = subprocess.run(
         [sys.executable, "-c", _TIMER.format(imports=imports)],
         capture_output=True,
@@ -51,23 +57,28 @@ def _importtime(module: str, top: int = 8) -> list[tuple[str, float]]:
 def run_cold_start(runs: int = 9) -> dict[str, Any]:
     subjects = {
         "api_handler": "import api_lambda.handler",
-        "glide": "import glide",
+        "glide_sync": "import glide_sync",
         "worker_handler": "import refresh_worker.handler",
         "glide_supabase": "import glide, supabase",
     }
-    for imports in subjects.values():  # fill the OS page cache; byte-code is not written
-        _cold(imports)
-    times: dict[str, list[float]] = {name: [] for name in subjects}
-    for _ in range(runs):
-        for name, imports in subjects.items():
-            times[name].append(_cold(imports))
+    with previous_checkout() as previous:
+        where: dict[str, Path | None] = dict.fromkeys(subjects)
+        if previous is not None:
+            subjects["previous_api_handler"] = "import api_lambda.handler"
+            where["previous_api_handler"] = previous
+        for name, imports in subjects.items():  # fill the OS page cache; byte-code is not written
+            _cold(imports, where[name])
+        times: dict[str, list[float]] = {name: [] for name in subjects}
+        for _ in range(runs):
+            for name, imports in subjects.items():
+                times[name].append(_cold(imports, where[name]))
     med = {name: statistics.median(values) for name, values in times.items()}
-    return {
+    results: dict[str, Any] = {
         "P3_cold_import_api": summary(
-            med["api_handler"] / med["glide"],
+            med["api_handler"] / med["glide_sync"],
             1.15,
             api_handler_ms=round(med["api_handler"], 1),
-            glide_ms=round(med["glide"], 1),
+            glide_sync_ms=round(med["glide_sync"], 1),
             runs=runs,
             heaviest_imports_ms=_importtime("api_lambda.handler"),
         ),
@@ -79,6 +90,15 @@ def run_cold_start(runs: int = 9) -> dict[str, Any]:
             runs=runs,
         ),
     }
+    if "previous_api_handler" in med:
+        results["P3x_cold_import_api_vs_previous"] = summary(
+            med["api_handler"] / med["previous_api_handler"],
+            None,
+            api_handler_ms=round(med["api_handler"], 1),
+            previous_api_handler_ms=round(med["previous_api_handler"], 1),
+            previous=f"git worktree of {PREVIOUS[:12]}",
+        )
+    return results
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 
 from bench.fixtures import Context, Snapshots, api_event, entries
-from bench.read_path import _app, _pin
+from bench.read_path import _app, _env, _pin
 from bench.refresh_data import BenchDatabase, create_database
 from bench.stats import compare, percentile, summary
 from common.boards import KeySpace
@@ -200,7 +200,7 @@ def _rank_reads(server: ValkeyServer, sqs: SqsEngine, big_prefix: str, big_user:
     small = entries(1000)
     snapshots.write("p7-1k", small)
     snapshots.close()
-    apps = {"big": _app(server, queue, big_prefix), "small": _app(server, queue, "p7-1k")}
+    apps = {"big": _app(_env(server, queue, big_prefix)), "small": _app(_env(server, queue, "p7-1k"))}
     events = {
         "big": api_event(path=f"/leaderboard/users/{big_user}", query="around=5"),
         "small": api_event(path=f"/leaderboard/users/{small[500].user_id}", query="around=5"),

@@ -95,7 +95,7 @@ class LeaderboardCache:
                 top: list[bytes] = await client.lrange(keys.top, 0, count)
                 if top:
                     return page_from_reply(top, 0, self._header)
-            raw: list[bytes] = await client.invoke_script(
+            raw: Any = await client.invoke_script(
                 _READ_PAGE, keys=[keys.snapshot, keys.entries, keys.meta], args=[str(offset), str(count)]
             )
         except GlideError as exc:
@@ -109,7 +109,7 @@ class LeaderboardCache:
         keys = self.keys(board)
         client = self._connection.ready or await self._connection.client()
         try:
-            raw: list[bytes] = await client.invoke_script(
+            raw: Any = await client.invoke_script(
                 _READ_USER, keys=[keys.snapshot, keys.entries, keys.meta], args=[user_id, str(around)]
             )
         except GlideError as exc:
@@ -199,13 +199,12 @@ class LeaderboardCache:
         """Add one page of a full rebuild to the staging keys; returns how many players are staged and
         the last one's member (the boundary, when the paging stops at LEADERBOARD_SIZE)."""
         staging = self.keys(board).staging(version)
-        args: list[str | bytes] = [
-            str(ttl_ms),
-            pack_pairs((e.user_id.encode(), encode_value(e)) for e in entries),
-        ]
+        packed = pack_pairs((e.user_id.encode(), encode_value(e)) for e in entries)
         client = await self._connection.client()
         try:
-            reply: Any = await client.invoke_script(_STAGE_ENTRIES, keys=list(staging), args=args)
+            reply: Any = await client.invoke_script(
+                _STAGE_ENTRIES, keys=list(staging), args=[str(ttl_ms), packed]
+            )
         except GlideError as exc:
             raise _unavailable(exc, "staging the snapshot") from None
         return int(reply[0]), (bytes(reply[1]) or None)
@@ -215,10 +214,13 @@ class LeaderboardCache:
     ) -> int:
         """Apply changes to the staging keys (a rebuild's catch-up); returns how many are staged."""
         staging = self.keys(board).staging(version)
-        args: list[str | bytes] = [str(ttl_ms), "" if boundary is None else boundary.hex(), _changes(changes)]
+        edge = "" if boundary is None else boundary.hex()
         client = await self._connection.client()
         try:
-            return int(await client.invoke_script(_STAGE_CHANGES, keys=list(staging), args=args))
+            reply: Any = await client.invoke_script(
+                _STAGE_CHANGES, keys=list(staging), args=[str(ttl_ms), edge, _changes(changes)]
+            )
+            return int(reply)
         except GlideError as exc:
             raise _unavailable(exc, "staging the snapshot") from None
 

@@ -267,6 +267,9 @@ class ApiSettings:
     max_stale_seconds: int | None = None
     stale_while_revalidate_seconds: int = 300
     stale_if_error_seconds: int = 86_400
+    near_cache_ms: int = 1000
+    near_cache_max_entries: int = 1000
+    near_cache_max_bytes: int = 16 * 1024 * 1024
     metrics_namespace: str = "Leaderboard"
     service: str = "leaderboard-api"
     # ---- the HTTP face (issue 13): who may call from a browser; how long caches keep a STALE answer
@@ -296,6 +299,13 @@ class ApiSettings:
             ),
             stale_if_error_seconds=env.integer(
                 "LEADERBOARD_STALE_IF_ERROR_SECONDS", 86_400, minimum=0, maximum=31_536_000
+            ),
+            near_cache_ms=env.integer("LEADERBOARD_NEAR_CACHE_MS", 1000, minimum=0, maximum=60_000),
+            near_cache_max_entries=env.integer(
+                "LEADERBOARD_NEAR_CACHE_MAX_ENTRIES", 1000, minimum=0, maximum=1_000_000
+            ),
+            near_cache_max_bytes=env.integer(
+                "LEADERBOARD_NEAR_CACHE_MAX_BYTES", 16 * 1024 * 1024, minimum=0, maximum=2**31
             ),
             metrics_namespace=env.string("METRICS_NAMESPACE", "Leaderboard") or "Leaderboard",
             service=env.string("POWERTOOLS_SERVICE_NAME", "leaderboard-api") or "leaderboard-api",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from glide import GlideError
 
@@ -91,7 +91,7 @@ class RefreshLock:
             raise CacheUnavailable(f"taking the refresh lock: {describe_error(exc)}") from None
         if not version:
             return None
-        return Lease(board=board, token=token, version=int(version), ttl_ms=ttl_ms)
+        return Lease(board=board, token=token, version=int(cast("int", version)), ttl_ms=ttl_ms)
 
     async def renew(self, lease: Lease, staging_ttl_ms: int) -> bool:
         """True if the lease was still ours (now extended by its TTL); False if it had lapsed."""

@@ -42,6 +42,10 @@ class Metrics:
         previous = self._values.get(name)
         self._values[name] = (value + previous[0] if previous else value, unit)
 
+    def discard(self) -> None:
+        """Drop what was added and not flushed (the end of an invocation that never knew its board)."""
+        self._values.clear()
+
     def flush(self, board: str) -> None:
         """Write what was added as one EMF line, and start over."""
         values, self._values = self._values, {}

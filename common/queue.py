@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from common.messages import RefreshRequest
 
 __all__ = [
+    "BlockingRefreshQueue",
     "QueueUnavailable",
     "RefreshQueue",
     "SqsRefreshQueue",
@@ -127,3 +128,17 @@ class SqsRefreshQueue:
         stack, self._stack, self._client = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+
+
+class BlockingRefreshQueue:
+    """A RefreshQueue for synchronous callers (the API's read path): each send runs the async client on
+    the process's one long-lived loop (common.runtime), so only a stale or missing snapshot ever starts
+    an event loop; a cache hit never does."""
+
+    def __init__(self, queue: RefreshQueue) -> None:
+        self.queue = queue
+
+    def send(self, request: RefreshRequest) -> None:
+        from common.runtime import run
+
+        run(self.queue.send(request))

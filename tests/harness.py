@@ -148,5 +148,7 @@ def api_env(target: ValkeyTarget, prefix: str, queues: Queues, **extra: str) -> 
         "LEADERBOARD_KEY": prefix,
         "REFRESH_QUEUE_URL": queues.queue_url,
         "LEADERBOARD_MISS_WAIT_MS": "500",
+        # Read-path tests see every write at once; tests of the near-cache turn it on themselves.
+        "LEADERBOARD_NEAR_CACHE_MS": "0",
         **extra,
     }

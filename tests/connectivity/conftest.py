@@ -186,6 +186,7 @@ def api_for(key_prefix: str, queues: Queues) -> Iterator[Callable[..., ApiApp]]:
             "LEADERBOARD_KEY": key_prefix,
             "REFRESH_QUEUE_URL": queues.queue_url,
             "LEADERBOARD_MISS_WAIT_MS": "0",
+            "LEADERBOARD_NEAR_CACHE_MS": "0",  # every read goes to the endpoint under test
             **extra,
         }
         app = build_app(env)

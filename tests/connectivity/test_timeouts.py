@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -35,9 +36,9 @@ def own_server() -> Iterator[ValkeyServer]:
         server.stop()
 
 
-def _timed_get(app: ApiApp) -> tuple[dict[str, object], float]:
+def _timed_get(app: ApiApp, query: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
-    response = get(app)
+    response = get(app, query)
     return response, (time.monotonic() - started) * 1000
 
 
@@ -58,15 +59,21 @@ def test_a_hung_server_costs_the_configured_request_timeout(
     # When the server hangs
     own_server.pause()
     try:
-        response, elapsed_ms = _timed_get(app)
+        response, elapsed_ms = _timed_get(app, {"count": "3"})
+        served, served_ms = _timed_get(app)
     finally:
         own_server.resume()
-    # Then the API answers 503 cache_unavailable after the configured request timeout, not later
+    # Then a page this container never served is a 503 cache_unavailable after the configured request
+    # timeout, not later
     assert response["statusCode"] == 503
     assert body_of(response)["error"]["code"] == "cache_unavailable"
     assert request_timeout_ms * 0.9 <= elapsed_ms < request_timeout_ms + SLACK_MS
     [line] = error_lines(capfd.readouterr().out)
     assert "VALKEY_REQUEST_TIMEOUT_MS" in line["error"]
+    # And the page it served is answered from its last copy (stale-if-error), after the same timeout
+    assert served["statusCode"] == 200
+    assert served["headers"]["X-Cache"] == "STALE"
+    assert request_timeout_ms * 0.9 <= served_ms < request_timeout_ms + SLACK_MS
     # And once the server is back, the same container serves again (GLIDE reconnects by itself)
     deadline = time.monotonic() + 5
     while get(app)["statusCode"] != 200:

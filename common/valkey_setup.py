@@ -1,0 +1,329 @@
+"""How both GLIDE clients connect, and what we say when they cannot: one place for the configuration
+(standalone or cluster, TLS and its CA, ACL credentials, timeouts, reconnects, client name) and for the
+diagnosis of failures, shared by the async connection (`common.valkey`, the worker and the CLI) and the
+synchronous one (`common.valkey_sync`, the API's read path).
+
+valkey-glide and valkey-glide-sync re-export the same configuration and exception classes from their
+shared package `glide_shared` (the identical objects; tests/unit/test_valkey_errors.py pins that), so
+they are imported from there and this module loads neither client.
+
+Why a connection failed is often not in GLIDE's error: the standalone client reports an untrusted
+certificate, a refused port, an unknown host name and a plaintext client on a TLS port all as "timed out"
+after the whole connect timeout (upstream: valkey-io/valkey-glide-ruby#268). So when creating a client
+fails for a reason other than credentials, `diagnose()` asks the network itself, once per container, and
+the error names the variable to fix. Certificates are always verified: nothing here disables it.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from glide_shared import (
+    AdvancedGlideClientConfiguration,
+    AdvancedGlideClusterClientConfiguration,
+    BackoffStrategy,
+    GlideClientConfiguration,
+    GlideClusterClientConfiguration,
+    NodeAddress,
+    ServerCredentials,
+    TlsAdvancedConfiguration,
+)
+from glide_shared.exceptions import TimeoutError as GlideTimeoutError
+from glide_shared.logger import Level as LogLevel
+from glide_shared.logger import Logger
+
+from common.errors import CacheUnavailable
+
+if TYPE_CHECKING:
+    from common.config import ValkeySettings
+
+__all__ = [
+    "DELETE_IF_EQUAL_LUA",
+    "Diagnosis",
+    "ValkeyAuthError",
+    "client_configuration",
+    "configure_client_logs",
+    "connection_failure",
+    "describe_error",
+    "diagnose",
+    "is_auth_error",
+]
+
+# Reconnect quickly: delays of 50, 100, 200, 400, 800 ms, then 800 ms forever. A restarted server is
+# back in use within about a second.
+_RECONNECT = BackoffStrategy(num_of_retries=4, factor=50, exponent_base=2, jitter_percent=20)
+
+# KEYS: key   ARGV: token. Compare-and-delete in one step: never delete a lock or marker someone else set
+# (GET then DEL would, when the key expires and is taken between the two).
+DELETE_IF_EQUAL_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def client_configuration(
+    settings: ValkeySettings,
+) -> GlideClientConfiguration | GlideClusterClientConfiguration:
+    """The configuration for `GlideClient.create` (or the cluster client's), for either package."""
+    s = settings
+    configure_client_logs(s.client_log_level)
+    tls_config = None
+    if s.tls and s.tls_ca_file:
+        # A small file read once per container, before any connection exists.
+        tls_config = TlsAdvancedConfiguration(root_pem_cacerts=Path(s.tls_ca_file).read_bytes())
+    credentials = ServerCredentials(password=s.password, username=s.username) if s.password else None
+    addresses = [NodeAddress(s.host, s.port)]
+    if s.cluster_mode:
+        return GlideClusterClientConfiguration(
+            addresses,
+            use_tls=s.tls,
+            credentials=credentials,
+            request_timeout=s.request_timeout_ms,
+            reconnect_strategy=_RECONNECT,
+            client_name=s.client_name,
+            advanced_config=AdvancedGlideClusterClientConfiguration(
+                connection_timeout=s.connect_timeout_ms, tls_config=tls_config
+            ),
+        )
+    return GlideClientConfiguration(
+        addresses,
+        use_tls=s.tls,
+        credentials=credentials,
+        request_timeout=s.request_timeout_ms,
+        reconnect_strategy=_RECONNECT,
+        client_name=s.client_name,
+        advanced_config=AdvancedGlideClientConfiguration(
+            connection_timeout=s.connect_timeout_ms, tls_config=tls_config
+        ),
+    )
+
+
+class Diagnosis:
+    """`diagnose()` at most once per container: an unreachable endpoint costs the extra look once."""
+
+    def __init__(self, settings: ValkeySettings) -> None:
+        self._settings = settings
+        self._reason: tuple[str | None] | None = None
+
+    def __call__(self) -> str | None:
+        if self._reason is None:
+            self._reason = (diagnose(self._settings),)
+        return self._reason[0]
+
+
+def connection_failure(
+    exc: BaseException, settings: ValkeySettings, diagnosis: Diagnosis
+) -> CacheUnavailable:
+    """The error to raise for a failed client creation: one message that names the variables to fix.
+
+    Not logged here: whoever handles the error logs it once (the API as `cache_unavailable`, the
+    worker as `refresh_failed`). `diagnosis` runs only when credentials are not the problem.
+    """
+    s = settings
+    where = f"Valkey at {s.host}:{s.port}"
+    if is_auth_error(exc):
+        return ValkeyAuthError(f"{where} refused the connection: {describe_error(exc)}")
+    reason = diagnosis()
+    if reason is None:
+        reason = describe_error(exc)
+        if "timed out" in reason:
+            reason = (
+                f"the server answers, but the client could not connect within {s.connect_timeout_ms} ms: "
+                "raise VALKEY_CONNECT_TIMEOUT_MS"
+            )
+    return CacheUnavailable(f"cannot connect to {where} (VALKEY_HOST, VALKEY_PORT): {reason}")
+
+
+class ValkeyAuthError(CacheUnavailable):
+    """The server rejected our credentials or our ACL user's permissions: a configuration problem,
+    reported with the variables' names and never their values."""
+
+
+_AUTH_FAILED = re.compile(r"WRONGPASS|invalid username-password pair", re.IGNORECASE)
+_AUTH_MISSING = re.compile(r"NOAUTH", re.IGNORECASE)
+# GLIDE rewrites the server's NOPERM as "PermissionDenied: User u has no permissions to run the 'x' command"
+# (or "...: No permissions to access a key"); inside a script it is "ACL failure in script: User u has...".
+_NOPERM = re.compile(
+    r"(?:NOPERM|PermissionDenied|ACL failure)(?:.*?run the '(?P<command>[\w|.-]+)' command)?", re.IGNORECASE
+)
+_BAD_CERTIFICATE = re.compile(r"invalid peer certificate: (?P<why>\w+)", re.IGNORECASE)
+_OOM = re.compile(r"\bOOM\b")
+
+
+def is_auth_error(exc: BaseException) -> bool:
+    """True when the server refused our credentials (or wanted some, or the ACL user lacks a permission
+    the client needs to connect): a configuration problem, which retrying will not fix."""
+    text = str(exc)
+    return any(pattern.search(text) for pattern in (_AUTH_FAILED, _AUTH_MISSING, _NOPERM))
+
+
+def _noperm(match: re.Match[str]) -> str:
+    command = match.group("command")
+    if command:
+        what = f"may not run {command.upper()}"
+    elif "access a key" in match.string:
+        what = "may not access our keys (its key patterns must cover LEADERBOARD_KEY)"
+    else:
+        what = "lacks a permission we need"
+    return f"permission denied (NOPERM): the ACL user (VALKEY_USERNAME) {what}; see docs/valkey.md"
+
+
+# The server's words (or rustls'), found wherever GLIDE put them, and what we say instead. First match wins.
+_DESCRIPTIONS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (_AUTH_FAILED, lambda _: "authentication failed (WRONGPASS): check VALKEY_USERNAME and VALKEY_PASSWORD"),
+    (
+        _AUTH_MISSING,
+        lambda _: (
+            "the server requires authentication (NOAUTH): set VALKEY_PASSWORD "
+            "(and VALKEY_USERNAME for an ACL user)"
+        ),
+    ),
+    (_NOPERM, _noperm),
+    (
+        _BAD_CERTIFICATE,
+        lambda m: (
+            f"TLS: the server's certificate was rejected ({m.group('why')}): set VALKEY_TLS_CA_FILE "
+            "to the CA that signed it, or connect with the name it was issued for"
+        ),
+    ),
+    (_OOM, lambda _: "Valkey is out of memory (maxmemory reached)"),
+)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short description of a GLIDE error for logs, naming the variable to check; never a secret.
+
+    GLIDE words the same failure differently per topology (the cluster client wraps the server's reply in
+    "Failed to create initial connections - IoError: ..."), so this matches the server's words inside.
+    """
+    text = str(exc)
+    for pattern, describe in _DESCRIPTIONS:
+        match = pattern.search(text)
+        if match:
+            return describe(match)
+    if isinstance(exc, GlideTimeoutError):
+        return "no answer within VALKEY_REQUEST_TIMEOUT_MS (the server is slow, hung or unreachable)"
+    flat = " ".join(text.split())
+    return f"{type(exc).__name__}: {flat[:200]}"
+
+
+# A TLS server that reads plaintext may answer with a TLS record (an alert, 21) before it hangs up.
+_TLS_RECORD_TYPES = frozenset({21, 22})
+
+
+def diagnose(settings: ValkeySettings) -> str | None:
+    """Why can this process not talk to Valkey? Words an operator can act on, or None if nothing is wrong.
+
+    One plain look at the endpoint, within VALKEY_CONNECT_TIMEOUT_MS: resolve and open a TCP connection,
+    do the TLS handshake with the same trust as the client (the CA file, else the system's store) and the
+    same host name check, then send `INFO cluster` and read the start of the answer. Only called after a
+    failure, so a failed cold start costs up to twice the connect timeout, and a healthy one nothing.
+    Blocking sockets: the API has no event loop to spare, and the worker runs it in a thread.
+    """
+    progress: list[str] = []
+    try:
+        reply = _look(settings, progress, time.monotonic() + settings.connect_timeout_ms / 1000)
+    except OSError as exc:  # ssl errors and socket timeouts are OSErrors
+        stage = progress[-1] if progress else "connect"
+        if stage == "answer" and isinstance(exc, ConnectionError):
+            return _hung_up(settings)
+        return _network_problem(exc, stage, settings)
+    if not reply or reply[0] in _TLS_RECORD_TYPES:
+        return _hung_up(settings)
+    if settings.cluster_mode and b"cluster_enabled:0" in reply:
+        return "the server is not in cluster mode: set VALKEY_CLUSTER_MODE=false"
+    return None
+
+
+def _look(settings: ValkeySettings, progress: list[str], deadline: float) -> bytes:
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return remaining
+
+    progress.append("connect")
+    sock = socket.create_connection((settings.host, settings.port), timeout=left())
+    try:
+        if settings.tls:
+            progress.append("tls")
+            # Reads the CA file: small, once, and only on the failure path.
+            context = ssl.create_default_context(cafile=settings.tls_ca_file)
+            sock.settimeout(left())
+            sock = context.wrap_socket(sock, server_hostname=settings.host)
+        progress.append("answer")
+        sock.settimeout(left())
+        sock.sendall(b"INFO cluster\r\n")
+        return sock.recv(512)
+    finally:
+        sock.close()
+
+
+def _hung_up(settings: ValkeySettings) -> str:
+    """The server closed (or reset) the connection instead of answering INFO."""
+    if not settings.tls:
+        return "the server hung up without answering: it requires TLS (set VALKEY_TLS=true)"
+    return "the server hung up without answering"
+
+
+def _network_problem(exc: BaseException, stage: str, settings: ValkeySettings) -> str:
+    ms = settings.connect_timeout_ms
+    if isinstance(exc, TimeoutError):
+        problem = {
+            "connect": f"no TCP connection within {ms} ms (VALKEY_CONNECT_TIMEOUT_MS): check VALKEY_HOST, "
+            "VALKEY_PORT and the network path (VPC subnets, security groups)",
+            "tls": f"no TLS handshake within {ms} ms: the endpoint may not speak TLS "
+            "(VALKEY_TLS=false is for a plaintext server)",
+            "answer": f"the server accepted the connection but did not answer within {ms} ms: "
+            "it is hung or overloaded",
+        }[stage]
+    elif isinstance(exc, socket.gaierror):
+        problem = "the host name in VALKEY_HOST does not resolve (DNS)"
+    elif isinstance(exc, ConnectionRefusedError):
+        problem = "connection refused: nothing listens at VALKEY_HOST:VALKEY_PORT"
+    elif isinstance(exc, ssl.SSLCertVerificationError):
+        problem = _certificate_problem(exc, settings)
+    elif isinstance(exc, ssl.SSLError):
+        problem = f"the TLS handshake failed ({exc.reason}): is TLS enabled on this endpoint? (VALKEY_TLS)"
+    elif stage == "tls":
+        problem = "the server hung up during the TLS handshake: is TLS enabled on it? (VALKEY_TLS)"
+    else:
+        problem = (
+            f"cannot reach VALKEY_HOST:VALKEY_PORT ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+        )
+    return problem
+
+
+def _certificate_problem(exc: ssl.SSLCertVerificationError, settings: ValkeySettings) -> str:
+    why = exc.verify_message or exc.reason or "verification failed"
+    if "mismatch" in why.lower():
+        advice = (
+            "the certificate does not name VALKEY_HOST; use the endpoint name the certificate was issued "
+            "for (for ElastiCache, the endpoint it shows, not an IP address or a CNAME)"
+        )
+    elif settings.tls_ca_file:
+        advice = "the certificate is not signed by the CA in VALKEY_TLS_CA_FILE"
+    else:
+        advice = (
+            "the certificate is not signed by a CA in the system trust store: set VALKEY_TLS_CA_FILE "
+            "to the PEM file of the CA that signed it"
+        )
+    return f"TLS certificate verification failed ({why}): {advice}"
+
+
+_client_log_level: str | None = None
+
+
+def configure_client_logs(level: str) -> None:
+    """GLIDE's core logs to stdout as plain text (not our JSON lines); it is off unless
+    VALKEY_CLIENT_LOG_LEVEL asks for it. Our own log line already explains every failure."""
+    global _client_log_level  # noqa: PLW0603 - the GLIDE logger is process-wide
+    if level != _client_log_level:
+        Logger.set_logger_config(getattr(LogLevel, level.upper()))
+        _client_log_level = level
