@@ -63,6 +63,7 @@ FUNCTIONS = {
         packages=("common", "api_lambda"),
         lazy_imports=("aioboto3", "botocore.config", "botocore.exceptions"),
         forbidden=(
+            "glide",  # the async client: the API reads with glide_sync
             "supabase",
             "postgrest",
             "asyncpg",

@@ -40,8 +40,8 @@ def top_level(artifact: Artifact) -> set[str]:
 
 def test_the_api_artifact_has_no_source_client(artifacts: dict[str, Artifact]) -> None:
     names = top_level(artifacts["api"])
-    assert {"api_lambda", "common", "glide", "structlog", "aioboto3"} <= names
-    assert not names & {*SUPABASE_ONLY, "refresh_worker", "ops", "devstack", "tests", "moto"}
+    assert {"api_lambda", "common", "glide_sync", "structlog", "aioboto3"} <= names
+    assert not names & {*SUPABASE_ONLY, "glide", "refresh_worker", "ops", "devstack", "tests", "moto"}
 
 
 def test_the_worker_artifact_has_its_sources(artifacts: dict[str, Artifact]) -> None:
@@ -56,7 +56,7 @@ def test_the_handler_imports_from_the_artifact_alone(artifacts: dict[str, Artifa
     # when the handler module and every lazily imported library are imported,
     # then all of them load, and none from outside the artifact (check_imports raises otherwise)
     modules = check_imports(artifacts[name])
-    assert "glide" in modules
+    assert ("glide_sync" if name == "api" else "glide") in modules
     assert ("supabase" in modules) == (name == "worker")
 
 
@@ -87,7 +87,7 @@ def test_the_lambda_build_asks_pip_for_the_templates_runtime_and_architecture() 
         assert command[command.index(flag) + 1] == value
     assert "--only-binary=:all:" in command
     assert str(ROOT / "constraints.txt") in command
-    assert any(r.startswith("valkey-glide") for r in command)
+    assert any(r.startswith("valkey-glide-sync") for r in command)
     assert not any(r.startswith(("supabase", "asyncpg", "tenacity")) for r in command)
 
 

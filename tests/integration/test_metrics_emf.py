@@ -60,3 +60,23 @@ def test_a_fresh_hit_counts_a_hit_and_the_age(
     assert values["Hit"] == 1
     assert 0 <= values["SnapshotAge"] < 60
     assert "RefreshRequests" not in values
+
+
+def test_what_an_invocation_counted_before_a_late_400_is_written_in_that_invocation(
+    api: ApiHarness, cache_tools: CacheTools, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stale snapshot of 5 entries, and a fresh one on another board
+    cache_tools.write(make_entries(5), age_seconds=300)
+    cache_tools.write(make_entries(5), board="challenge:two-sum")
+    capsys.readouterr()
+    # When a request for offset 10 first sends a refresh request, then fails validation (400)
+    rejected = api.get(query={"offset": "10"})
+    assert rejected["statusCode"] == 400
+    first = emf_documents(capsys.readouterr().out)
+    # Then that invocation wrote the refresh request, under its own board
+    assert [(d["board"], metric_values(d).get("RefreshRequests")) for d in first] == [("global", 1)]
+    # And the next invocation, on another board, writes only its own metrics
+    api.get(query={"board": "challenge:two-sum"})
+    [document] = emf_documents(capsys.readouterr().out)
+    assert document["board"] == "challenge:*"
+    assert set(metric_values(document)) == {"Hit", "SnapshotAge"}

@@ -414,3 +414,22 @@ def test_a_cold_miss_never_waits_past_the_lambda_timeout(api_factory: Any) -> No
     assert time.monotonic() - started < 0.8
     assert response["statusCode"] == 503
     assert body_of(response)["error"]["code"] == "warming_up"
+
+
+def test_the_near_cache_serves_a_page_again_until_its_window_ends(
+    api_factory: Any, cache_tools: CacheTools
+) -> None:
+    # Given a container with a 400 ms near-cache that has served version 1
+    api: ApiHarness = api_factory(LEADERBOARD_NEAR_CACHE_MS="400")
+    first = cache_tools.write(make_entries(5))
+    assert body_of(api.get())["version"] == first
+    # When the worker stores version 2
+    second = cache_tools.write(make_entries(6))
+    # Then the container answers version 1 from memory, as a HIT, until the window ends
+    near = api.get()
+    assert (near["headers"]["X-Cache"], body_of(near)["version"]) == ("HIT", first)
+    time.sleep(0.45)
+    # And then version 2 from Valkey; from then on no page of version 1 is served near
+    fresh = api.get()
+    assert (fresh["headers"]["X-Cache"], body_of(fresh)["version"]) == ("HIT", second)
+    assert body_of(api.get())["version"] == second
