@@ -34,7 +34,8 @@ from common.snapshot import (
     scripts,
     user_from_reply,
 )
-from common.valkey import DELETE_IF_EQUAL, describe_error, lua
+from common.valkey import DELETE_IF_EQUAL, lua
+from common.valkey_setup import unavailable
 
 if TYPE_CHECKING:
     from common.boards import KeySpace
@@ -59,10 +60,6 @@ class Applied(IntEnum):
     SUPERSEDED = 0  # a newer (or the same) version is stored: this batch is old
     NO_SNAPSHOT = -1  # nothing usable to apply to (flushed, evicted): rebuild
     MOVED = -2  # the stored position is not where this batch starts
-
-
-def _unavailable(exc: GlideError, what: str) -> CacheUnavailable:
-    return CacheUnavailable(f"{what}: {describe_error(exc)}")
 
 
 def _changes(changes: Sequence[Change]) -> bytes:
@@ -101,7 +98,7 @@ class LeaderboardCache:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading the leaderboard") from None
+            raise unavailable(exc, "reading the leaderboard") from None
         return page_from_reply(raw, offset, self._header)
 
     async def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
@@ -115,7 +112,7 @@ class LeaderboardCache:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading a user's rank") from None
+            raise unavailable(exc, "reading a user's rank") from None
         return user_from_reply(raw, self._header)
 
     async def is_absent(self, board: str) -> bool:
@@ -123,7 +120,7 @@ class LeaderboardCache:
         try:
             return bool(await client.exists([self.keys(board).absent]))
         except GlideError as exc:
-            raise _unavailable(exc, "checking for an unknown board") from None
+            raise unavailable(exc, "checking for an unknown board") from None
 
     async def read_header(self, board: str) -> SnapshotHeader | None:
         client = await self._connection.client()
@@ -132,7 +129,7 @@ class LeaderboardCache:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading the snapshot header") from None
+            raise unavailable(exc, "reading the snapshot header") from None
         return SnapshotHeader.decode(raw) if raw else None
 
     # ---- the "refresh requested" marker ---------------------------------------------------------
@@ -148,7 +145,7 @@ class LeaderboardCache:
                 expiry=ExpirySet(ExpiryType.MILLSEC, ttl_ms),
             )
         except GlideError as exc:
-            raise _unavailable(exc, "marking a refresh as requested") from None
+            raise unavailable(exc, "marking a refresh as requested") from None
         return result is not None
 
     async def clear_refresh_request(self, board: str, token: str) -> None:
@@ -157,7 +154,7 @@ class LeaderboardCache:
         try:
             await client.invoke_script(DELETE_IF_EQUAL, keys=[self.keys(board).refresh_marker], args=[token])
         except GlideError as exc:
-            raise _unavailable(exc, "clearing the refresh marker") from None
+            raise unavailable(exc, "clearing the refresh marker") from None
 
     # ---- writes (the worker) --------------------------------------------------------------------
 
@@ -190,7 +187,7 @@ class LeaderboardCache:
                 args=[*args, str(TOP_ENTRIES)],
             )
         except GlideError as exc:
-            raise _unavailable(exc, "applying changes to the snapshot") from None
+            raise unavailable(exc, "applying changes to the snapshot") from None
         return Applied(int(reply[0])), int(reply[1]) if len(reply) > 1 else 0
 
     async def stage_entries(
@@ -206,7 +203,7 @@ class LeaderboardCache:
                 _STAGE_ENTRIES, keys=list(staging), args=[str(ttl_ms), packed]
             )
         except GlideError as exc:
-            raise _unavailable(exc, "staging the snapshot") from None
+            raise unavailable(exc, "staging the snapshot") from None
         return int(reply[0]), (bytes(reply[1]) or None)
 
     async def stage_changes(
@@ -222,7 +219,7 @@ class LeaderboardCache:
             )
             return int(reply)
         except GlideError as exc:
-            raise _unavailable(exc, "staging the snapshot") from None
+            raise unavailable(exc, "staging the snapshot") from None
 
     async def commit(
         self,
@@ -267,7 +264,7 @@ class LeaderboardCache:
             )
         except GlideError as exc:
             await self.discard_staging(header.board, header.version)
-            raise _unavailable(exc, "writing the snapshot") from None
+            raise unavailable(exc, "writing the snapshot") from None
         if result == -1:
             raise CacheUnavailable("the staged snapshot was gone at the swap (expired or evicted)")
         return bool(result == 1)
@@ -316,5 +313,5 @@ class LeaderboardCache:
                 args=[str(version), str(ttl_ms)],
             )
         except GlideError as exc:
-            raise _unavailable(exc, "recording an unknown board") from None
+            raise unavailable(exc, "recording an unknown board") from None
         return bool(result == 1)

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, cast
 
 from glide_sync import ConditionalChange, ExpirySet, ExpiryType, GlideError
 
-from common.errors import CacheUnavailable
 from common.snapshot import (
     TOP_ENTRIES,
     HeaderCache,
@@ -24,7 +23,7 @@ from common.snapshot import (
     scripts,
     user_from_reply,
 )
-from common.valkey_setup import DELETE_IF_EQUAL_LUA, describe_error
+from common.valkey_setup import DELETE_IF_EQUAL_LUA, unavailable
 from common.valkey_sync import sync_lua
 
 if TYPE_CHECKING:
@@ -36,10 +35,6 @@ __all__ = ["SnapshotReader"]
 _READ_PAGE = sync_lua(scripts.READ_PAGE)
 _READ_USER = sync_lua(scripts.READ_USER)
 _DELETE_IF_EQUAL = sync_lua(DELETE_IF_EQUAL_LUA)
-
-
-def _unavailable(exc: GlideError, what: str) -> CacheUnavailable:
-    return CacheUnavailable(f"{what}: {describe_error(exc)}")
 
 
 class SnapshotReader:
@@ -69,7 +64,7 @@ class SnapshotReader:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading the leaderboard") from None
+            raise unavailable(exc, "reading the leaderboard") from None
         return page_from_reply(cast("list[bytes]", raw), offset, self._header)
 
     def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
@@ -83,7 +78,7 @@ class SnapshotReader:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading a user's rank") from None
+            raise unavailable(exc, "reading a user's rank") from None
         return user_from_reply(cast("list[bytes]", raw), self._header)
 
     def read_header(self, board: str) -> SnapshotHeader | None:
@@ -93,14 +88,14 @@ class SnapshotReader:
         except GlideError as exc:
             if "WRONGTYPE" in str(exc):
                 return None
-            raise _unavailable(exc, "reading the snapshot header") from None
+            raise unavailable(exc, "reading the snapshot header") from None
         return SnapshotHeader.decode(raw) if raw else None
 
     def is_absent(self, board: str) -> bool:
         try:
             return bool(self.connection.client().exists([self.keys(board).absent]))
         except GlideError as exc:
-            raise _unavailable(exc, "checking for an unknown board") from None
+            raise unavailable(exc, "checking for an unknown board") from None
 
     def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool:
         """True for exactly one caller per stale episode (SET NX PX): that caller sends the message."""
@@ -112,7 +107,7 @@ class SnapshotReader:
                 expiry=ExpirySet(ExpiryType.MILLSEC, ttl_ms),
             )
         except GlideError as exc:
-            raise _unavailable(exc, "marking a refresh as requested") from None
+            raise unavailable(exc, "marking a refresh as requested") from None
         return result is not None
 
     def clear_refresh_request(self, board: str, token: str) -> None:
@@ -122,4 +117,4 @@ class SnapshotReader:
                 _DELETE_IF_EQUAL, [self.keys(board).refresh_marker], [token]
             )
         except GlideError as exc:
-            raise _unavailable(exc, "clearing the refresh marker") from None
+            raise unavailable(exc, "clearing the refresh marker") from None

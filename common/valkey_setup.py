@@ -22,7 +22,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from glide_shared import (
     AdvancedGlideClientConfiguration,
@@ -53,6 +53,7 @@ __all__ = [
     "describe_error",
     "diagnose",
     "is_auth_error",
+    "unavailable",
 ]
 
 # Reconnect quickly: delays of 50, 100, 200, 400, 800 ms, then 800 ms forever. A restarted server is
@@ -78,30 +79,25 @@ def client_configuration(
         # A small file read once per container, before any connection exists.
         tls_config = TlsAdvancedConfiguration(root_pem_cacerts=Path(s.tls_ca_file).read_bytes())
     credentials = ServerCredentials(password=s.password, username=s.username) if s.password else None
+    common: dict[str, Any] = {  # the same for both topologies
+        "use_tls": s.tls,
+        "credentials": credentials,
+        "request_timeout": s.request_timeout_ms,
+        "reconnect_strategy": _RECONNECT,
+        "client_name": s.client_name,
+    }
     addresses = [NodeAddress(s.host, s.port)]
+    timeout = s.connect_timeout_ms
     if s.cluster_mode:
-        return GlideClusterClientConfiguration(
-            addresses,
-            use_tls=s.tls,
-            credentials=credentials,
-            request_timeout=s.request_timeout_ms,
-            reconnect_strategy=_RECONNECT,
-            client_name=s.client_name,
-            advanced_config=AdvancedGlideClusterClientConfiguration(
-                connection_timeout=s.connect_timeout_ms, tls_config=tls_config
-            ),
-        )
-    return GlideClientConfiguration(
-        addresses,
-        use_tls=s.tls,
-        credentials=credentials,
-        request_timeout=s.request_timeout_ms,
-        reconnect_strategy=_RECONNECT,
-        client_name=s.client_name,
-        advanced_config=AdvancedGlideClientConfiguration(
-            connection_timeout=s.connect_timeout_ms, tls_config=tls_config
-        ),
-    )
+        advanced = AdvancedGlideClusterClientConfiguration(connection_timeout=timeout, tls_config=tls_config)
+        return GlideClusterClientConfiguration(addresses, advanced_config=advanced, **common)
+    single = AdvancedGlideClientConfiguration(connection_timeout=timeout, tls_config=tls_config)
+    return GlideClientConfiguration(addresses, advanced_config=single, **common)
+
+
+def unavailable(exc: BaseException, what: str) -> CacheUnavailable:
+    """A failed command as the error the API and the worker handle: what we were doing, and why."""
+    return CacheUnavailable(f"{what}: {describe_error(exc)}")
 
 
 class Diagnosis:

@@ -133,3 +133,15 @@ def test_connection_timeouts_default_per_function_and_are_configurable() -> None
                 "VALKEY_CONNECT_TIMEOUT_MS": "0",
             }
         )
+
+
+def test_both_glide_packages_share_the_configuration_and_exception_classes() -> None:
+    # common.valkey_setup builds one configuration for either client and describes either's errors,
+    # which holds only while both packages re-export glide_shared's classes
+    import glide
+    import glide_sync
+
+    shared = ["GlideClientConfiguration", "GlideClusterClientConfiguration", "TlsAdvancedConfiguration"]
+    shared += ["ServerCredentials", "BackoffStrategy", "GlideError", "TimeoutError", "ClosingError"]
+    for name in shared:
+        assert getattr(glide, name) is getattr(glide_sync, name), name
