@@ -12,7 +12,6 @@ from glide import RequestError
 
 from api_lambda.app import ApiApp
 from common.errors import CacheUnavailable
-from common.runtime import run
 from common.valkey import ValkeyAuthError
 from testkit.engines import ValkeyCluster, ValkeyServer
 from tests.connectivity.conftest import (
@@ -104,7 +103,7 @@ def test_wrong_credentials_are_one_clear_error_without_the_secret(
         assert all(name in line["error"] for name in names), line
     # And the error raised in the app is the auth error, and none of it carries a password
     with pytest.raises(ValkeyAuthError) as caught:
-        run(app.connection.client())
+        app.connection.client()
     error = caught.value
     texts = [
         out,
