@@ -19,6 +19,9 @@ def test_api_defaults_are_the_documented_ones() -> None:
     assert settings.boards.fresh_seconds == 60
     assert settings.boards.key == "active_leaderboard"
     assert settings.max_stale_seconds is None
+    assert settings.near_cache_ms == 1000
+    assert settings.near_cache_max_entries == 1000
+    assert settings.near_cache_max_bytes == 16 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -32,6 +35,9 @@ def test_api_defaults_are_the_documented_ones() -> None:
         ("REFRESH_QUEUE_URL", "ftp://nope"),
         ("LEADERBOARD_BOARDS", "global,{evil}"),
         ("LEADERBOARD_KEY", "has{brace}"),
+        ("LEADERBOARD_NEAR_CACHE_MS", "61000"),
+        ("LEADERBOARD_NEAR_CACHE_MAX_ENTRIES", "-1"),
+        ("LEADERBOARD_NEAR_CACHE_MAX_BYTES", "lots"),
     ],
 )
 def test_a_bad_value_is_named_but_not_echoed(name: str, value: str) -> None:
