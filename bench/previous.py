@@ -21,7 +21,7 @@ from bench.fixtures import ROOT
 
 __all__ = ["PREVIOUS", "PreviousHandler", "previous_checkout", "previous_handler"]
 
-PREVIOUS = "34974fa47b19f0e09aee523b1d0bfc3ab9f61006"
+PREVIOUS = "47130ad44f5581ccea80ddfd0e79cfe2f6e5b47e"
 
 # Runs in the child, with the old checkout first on sys.path: one warm container, timed on request.
 _CHILD = """
