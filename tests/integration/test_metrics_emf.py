@@ -62,21 +62,48 @@ def test_a_fresh_hit_counts_a_hit_and_the_age(
     assert "RefreshRequests" not in values
 
 
-def test_what_an_invocation_counted_before_a_late_400_is_written_in_that_invocation(
-    api: ApiHarness, cache_tools: CacheTools, capsys: pytest.CaptureFixture[str]
+def test_what_an_invocation_counted_before_it_failed_is_written_in_that_invocation(
+    api: ApiHarness,
+    cache_tools: CacheTools,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a stale snapshot of 5 entries, and a fresh one on another board
+    # Given a stale snapshot, and a fresh one on another board
     cache_tools.write(make_entries(5), age_seconds=300)
     cache_tools.write(make_entries(5), board="challenge:two-sum")
     capsys.readouterr()
-    # When a request for offset 10 first sends a refresh request, then fails validation (400)
-    rejected = api.get(query={"offset": "10"})
-    assert rejected["statusCode"] == 400
+
+    def broken(*args: object) -> str:
+        raise RuntimeError("a bug after the read")
+
+    # When a request sends a refresh request, then fails while its answer is built (a 500)
+    with monkeypatch.context() as patch:
+        patch.setattr(api.app, "_body", broken)
+        failed = api.get()
+    assert failed["statusCode"] == 500
     first = emf_documents(capsys.readouterr().out)
-    # Then that invocation wrote the refresh request, under its own board
+    # Then that invocation wrote what it counted, under its own board
     assert [(d["board"], metric_values(d).get("RefreshRequests")) for d in first] == [("global", 1)]
     # And the next invocation, on another board, writes only its own metrics
     api.get(query={"board": "challenge:two-sum"})
     [document] = emf_documents(capsys.readouterr().out)
     assert document["board"] == "challenge:*"
     assert set(metric_values(document)) == {"Hit", "SnapshotAge"}
+
+
+def test_a_rejected_request_after_counting_writes_its_line_too(
+    api: ApiHarness, cache_tools: CacheTools, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stale board, when a "my rank" request for a user it does not hold sends a refresh
+    # request and is then answered 404 user_not_ranked
+    cache_tools.write(make_entries(5), age_seconds=300)
+    capsys.readouterr()
+    response = api.get("/leaderboard/users/nobody-here")
+    assert response["statusCode"] == 404
+    # Then one line holds both, for this board; the next hit's line holds only its own
+    [document] = emf_documents(capsys.readouterr().out)
+    assert metric_values(document)["RefreshRequests"] == 1
+    assert metric_values(document)["UserNotRanked"] == 1
+    api.get()
+    [document] = emf_documents(capsys.readouterr().out)
+    assert set(metric_values(document)) == {"Stale", "SnapshotAge"}
