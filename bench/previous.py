@@ -21,7 +21,7 @@ from bench.fixtures import ROOT
 
 __all__ = ["PREVIOUS", "PreviousHandler", "previous_checkout", "previous_handler"]
 
-PREVIOUS = "47130ad44f5581ccea80ddfd0e79cfe2f6e5b47e"
+PREVIOUS = "020bb538f0394f3f971bf1084401499ce20a56d1"
 
 # Runs in the child, with the old checkout first on sys.path: one warm container, timed on request.
 _CHILD = """
