@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from common.boards import BoardRegistry, BoardSyntaxError, parse_board_list
+from common.boards import BoardRegistry, BoardSyntaxError, parse_board_list, validate_board
 
 __all__ = [
     "ApiSettings",
@@ -236,8 +236,11 @@ class BoardSettings:
             env.problems.append("LEADERBOARD_KEY must be at most 100 characters without braces or spaces")
             key = "active_leaderboard"
         spec = env.string("LEADERBOARD_BOARDS", "global,challenge:*") or "global"
+        # How far back week:* and month:* reach; at most what leaderboard_prune_periods keeps.
+        keep_weeks = env.integer("LEADERBOARD_KEEP_WEEKS", 12, minimum=0, maximum=5_200)
+        keep_months = env.integer("LEADERBOARD_KEEP_MONTHS", 12, minimum=0, maximum=1_200)
         try:
-            boards = BoardRegistry.parse(spec)
+            boards = BoardRegistry.parse(spec, keep_weeks=keep_weeks, keep_months=keep_months)
         except BoardSyntaxError as exc:
             env.problems.append(f"LEADERBOARD_BOARDS {exc}")
             boards = BoardRegistry.parse("global")
@@ -449,7 +452,7 @@ class WorkerSettings:
         except BoardSyntaxError as exc:
             env.problems.append(f"LEADERBOARD_SCHEDULED_BOARDS {exc}")
             scheduled = ("global",)
-        unknown = [b for b in scheduled if not boards.boards.allows(b)]
+        unknown = [b for b in scheduled if not boards.boards.allows(validate_board(b))]
         if unknown:
             env.problems.append(
                 "LEADERBOARD_SCHEDULED_BOARDS names boards that LEADERBOARD_BOARDS does not allow"

@@ -3,8 +3,9 @@
     {"type": "refresh", "board": "global", "reason": "stale", "requested_at": "2026-11-29T16:00:00.000Z"}
 
 `board` is a board name, or `"*"` for "every board in the worker's LEADERBOARD_SCHEDULED_BOARDS" (what the
-EventBridge schedule sends, since its message is fixed in the template). Unknown extra fields are ignored
-so that newer senders can add some without breaking older workers.
+EventBridge schedule sends, since its message is fixed in the template). An alias (`week:current`) means
+the period that contained `requested_at`; parsing turns it into that concrete name. Unknown extra fields
+are ignored so that newer senders can add some without breaking older workers.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from common.boards import BoardSyntaxError, validate_board
+from common.boards import ALIASES, BoardSyntaxError, validate_board
 from common.errors import InvalidMessage
 from common.timeutil import iso_from_datetime, parse_iso
 
@@ -74,4 +75,13 @@ class RefreshRequest:
             when = parse_iso(requested_at)
         except ValueError:
             raise InvalidMessage("requested_at is not an ISO-8601 timestamp with a UTC offset") from None
-        return cls(board=board, reason=str(reason), requested_at=when)
+        return cls(board=_concrete(board, when), reason=str(reason), requested_at=when)
+
+
+def _concrete(board: str, requested_at: datetime) -> str:
+    if board not in ALIASES:
+        return board
+    try:
+        return validate_board(board, requested_at)
+    except BoardSyntaxError as exc:
+        raise InvalidMessage(str(exc)) from None

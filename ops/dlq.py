@@ -38,7 +38,7 @@ class Validator:
 
     def __call__(self, body: str) -> RefreshRequest:
         request = RefreshRequest.parse(body)
-        if request.board != ALL_SCHEDULED and not self._boards.allows(request.board):
+        if request.board != ALL_SCHEDULED and not self._boards.allows(request.board, request.requested_at):
             raise InvalidMessage(
                 f"board {request.board!r} is not served by this deployment (LEADERBOARD_BOARDS)"
             )

@@ -1,6 +1,11 @@
 """The worker's container (settings, clients, refresher) and the SQS batch: parse every record, coalesce
 requests per board, refresh each board once, and report the records that failed.
 
+A past week or month stops changing once it has ended (common.periods): a request for it asks only for
+a snapshot generated after its end plus a grace, so once such a *final* snapshot exists every later
+request is already satisfied (the refresher skips it) and the closed period is refreshed at most once
+after it closes. Manual requests (`leaderboard-ops cache refresh`) always refresh.
+
 Lambda's SQS event source deletes the records not listed in `batchItemFailures`
 (ReportBatchItemFailures); listed ones reappear after the visibility timeout, and after maxReceiveCount
 receives SQS moves them to the DLQ. A poison record is reported as a failure with its reason logged; it
@@ -14,9 +19,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from common.boards import KeySpace
+from common.boards import KeySpace, resolve_schedule
 from common.cache import LeaderboardCache
 from common.config import ConfigError, WorkerSettings
 from common.errors import InvalidMessage, LeaderboardError
@@ -24,6 +30,7 @@ from common.lock import RefreshLock
 from common.logs import bind_invocation, get_logger
 from common.messages import ALL_SCHEDULED, RefreshRequest
 from common.metrics import MILLISECONDS, Metrics
+from common.periods import final_after_ms
 from common.queue import SqsRefreshQueue
 from common.runtime import run
 from common.sources import Source, create_source
@@ -111,11 +118,10 @@ class WorkerApp:
                 self.metrics.add("MessagesRejected")
                 failures.append(message_id)
                 continue
-            requested_ms = int(request.requested_at.timestamp() * 1000)
             for board in boards:
                 item = work.setdefault(board, _BoardWork(board))
                 item.reasons.add(request.reason)
-                item.requested_at_ms = max(item.requested_at_ms, requested_ms)
+                item.requested_at_ms = max(item.requested_at_ms, wanted_since_ms(board, request))
                 item.messages.append(Pending.of(message_id, record))
         if failures:
             self.metrics.flush("-")
@@ -135,9 +141,13 @@ class WorkerApp:
         return list(dict.fromkeys(failures))
 
     def _boards_of(self, request: RefreshRequest) -> tuple[str, ...]:
+        registry = self.settings.boards.boards
         if request.board == ALL_SCHEDULED:
-            return self.settings.scheduled_boards
-        if not self.settings.boards.boards.allows(request.board):
+            now = datetime.now(UTC)
+            boards = resolve_schedule(self.settings.scheduled_boards, now)
+            return tuple(board for board in boards if registry.allows(board, now))
+        # Served when it was asked for: a period at the edge of the kept window stays refreshable.
+        if not registry.allows(request.board, request.requested_at):
             raise InvalidMessage(
                 f"board {request.board!r} is not served by this deployment (LEADERBOARD_BOARDS)"
             )
@@ -178,6 +188,16 @@ class WorkerApp:
             metrics.add("LockedRetries", len(item.messages))
         metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
         return [], item.messages if locked else []
+
+
+def wanted_since_ms(board: str, request: RefreshRequest) -> int:
+    """The oldest snapshot that satisfies `request` for `board` (its generated_at_ms lower bound): the
+    request time, or for a past week or month at most the moment its snapshot became final."""
+    requested_ms = int(request.requested_at.timestamp() * 1000)
+    final_ms = final_after_ms(board)
+    if final_ms is None or request.reason == "manual":
+        return requested_ms
+    return min(requested_ms, final_ms)
 
 
 def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from common.boards import GLOBAL
+from common.boards import empty_means_absent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -76,7 +76,7 @@ async def read_into_staging(plan: Plan) -> Rebuilt:
     calls, cap = plan.calls, plan.cap
     start = (await calls.changes(None, 0)).head if plan.has_feed else None
     staged, last, total, ended, first_empty = await _pages(plan)
-    if first_empty and plan.board != GLOBAL:
+    if first_empty and empty_means_absent(plan.board):
         return Rebuilt(0, start, 0, None, True)
     boundary = last if cap and not ended and staged >= cap else None
     if start is None:  # no feed: the pages are all there is

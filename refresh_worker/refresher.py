@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from common.boards import empty_means_absent
 from common.cache import Applied
 from common.errors import LeaderboardError, PositionLost
 from common.logs import get_logger
@@ -305,7 +306,7 @@ class Refresher:
             await self._cache.discard_staging(board, version)
             raise
         source_ms = (time.monotonic() - run.started) * 1000
-        if staged.first_page_empty and board != "global":
+        if staged.first_page_empty and empty_means_absent(board):
             await self._cache.discard_staging(board, version)
             await self._cache.mark_absent(board, version, s.boards.fresh_seconds * 1000)
             return RefreshResult(board, Outcome.ABSENT, version, 0, source_ms, 0.0, run.calls.attempts)
