@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, print one table, write bench/results.json.
 
 python -m bench                 # everything (about 5-10 minutes on 2 cores)
-python -m bench read cold       # some groups only: clients, read, outage, cold, stampede, refresh, http
+python -m bench read cold       # some groups only: clients, read, outage, cold, stampede, refresh, http, periods
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from bench.clients import run_clients
 from bench.cold_start import run_cold_start
 from bench.http import run_http
 from bench.outage import run_outage
+from bench.periods import run_periods
 from bench.read_path import run_read_path
 from bench.refresh import run_refresh
 from bench.stampede import run_stampede
@@ -31,6 +32,7 @@ GROUPS: dict[str, Callable[[], dict[str, Any]]] = {
     "stampede": run_stampede,
     "refresh": run_refresh,
     "http": run_http,
+    "periods": run_periods,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -244,3 +245,15 @@ def test_worker_settings_accept_period_patterns_and_aliases() -> None:
         WorkerSettings.from_env({**WORKER, "LEADERBOARD_SCHEDULED_BOARDS": "global,week:current"})
     with pytest.raises(ConfigError, match="LEADERBOARD_KEEP_MONTHS"):
         WorkerSettings.from_env({**WORKER, "LEADERBOARD_KEEP_MONTHS": "-1"})
+
+
+def test_the_documented_board_pattern_accepts_what_the_service_accepts() -> None:
+    from tests.openapi import spec
+
+    pattern = re.compile(spec()["components"]["parameters"]["board"]["schema"]["pattern"])
+    accepted = ["global", "challenge:two-sum", "season:cup-1", "week:2026-W49", "week:current"]
+    for name in [*accepted, "month:2026-12", "month:current"]:
+        validate_board(name)
+        assert pattern.fullmatch(name), name
+    for name in ("week:2026", "month:current:x", "season:{x}", "year:2026"):
+        assert not pattern.fullmatch(name), name
