@@ -619,13 +619,15 @@ begin
     perform pg_advisory_xact_lock(727001, 0);
     v_week_cut := date_trunc('week', v_now) - make_interval(weeks => p_keep_weeks);
     v_month_cut := date_trunc('month', v_now) - make_interval(months => p_keep_months);
-    -- Period names sort like their dates (four-digit years, two-digit weeks and months).
+    -- Period names sort like their dates byte-wise (four-digit years, two-digit weeks and months); "C"
+    -- so that no locale's collation can reorder them.
     v_week_key := 'week:' || to_char(v_week_cut, 'IYYY-"W"IW');
     v_month_key := 'month:' || to_char(v_month_cut, 'YYYY-MM');
 
     with gone as (
         delete from leaderboard_period_totals
-         where (period >= 'week:' and period < v_week_key) or (period >= 'month:' and period < v_month_key)
+         where (period like 'week:%' and period collate "C" < v_week_key)
+            or (period like 'month:%' and period collate "C" < v_month_key)
         returning period
     )
     select count(distinct period) filter (where period like 'week:%'),
@@ -633,9 +635,11 @@ begin
       into v_weeks, v_months
       from gone;
     delete from leaderboard_period_best
-     where (period >= 'week:' and period < v_week_key) or (period >= 'month:' and period < v_month_key);
+     where (period like 'week:%' and period collate "C" < v_week_key)
+        or (period like 'month:%' and period collate "C" < v_month_key);
     delete from leaderboard_removed
-     where (board >= 'week:' and board < v_week_key) or (board >= 'month:' and board < v_month_key);
+     where (board like 'week:%' and board collate "C" < v_week_key)
+        or (board like 'month:%' and board collate "C" < v_month_key);
 
     insert into leaderboard_period_retention as k (kind, kept_from)
     values ('week', v_week_cut at time zone 'UTC'), ('month', v_month_cut at time zone 'UTC')
