@@ -245,6 +245,7 @@ begin
                (period, user_id, username, score, solved, last_solved_at, change_seq)
         select period, user_id, username, score, solved, last_solved_at, nextval('public.leaderboard_change_seq')
           from changed
+         order by period, user_id  -- a bulk insert walks the primary key in order
         on conflict (period, user_id) do update
            set username = excluded.username, score = excluded.score, solved = excluded.solved,
                last_solved_at = excluded.last_solved_at, change_seq = excluded.change_seq
