@@ -278,55 +278,67 @@ begin
 end;
 $$;
 
--- Statement-level triggers (after the global ones: triggers fire in name order), one pass per statement.
-create or replace function public._leaderboard_period_after_insert() returns trigger
-language plpgsql as $$
+-- The periods of the given results (a statement's rows, or existing results when a migration fills
+-- periods), recomputed in one set-based pass. Plans as in _leaderboard_period_apply. No SET clause
+-- (it costs every submission a configuration save and restore): names are qualified instead.
+create or replace function public._leaderboard_period_touch(p_users uuid[], p_challenges text[], p_times timestamptz[])
+returns void
+language plpgsql
+volatile
+as $$
+declare
+    v_mode text := current_setting('plan_cache_mode');
 begin
+    perform set_config('plan_cache_mode',
+        case when coalesce(array_length(p_users, 1), 0) <= 1000 then 'force_generic_plan' else 'force_custom_plan' end,
+        true);
     perform public._leaderboard_period_apply(array_agg(p.period), array_agg(p.starts_at), array_agg(p.ends_at),
                                              array_agg(p.user_id), array_agg(p.challenge_id))
-       from (select distinct r.user_id, r.challenge_id, w.period, w.starts_at, w.ends_at
-               from new_rows r cross join lateral public._leaderboard_periods_at(r.submitted_at) w) p;
-    return null;
+       from (select distinct r.u as user_id, r.c as challenge_id, w.period, w.starts_at, w.ends_at
+               from unnest(p_users, p_challenges, p_times) as r(u, c, t)
+              cross join lateral public._leaderboard_periods_at(r.t) w) p;
+    perform set_config('plan_cache_mode', v_mode, true);
 end;
 $$;
 
-create or replace function public._leaderboard_period_after_delete() returns trigger
+-- Statement-level triggers (after the global ones: triggers fire in name order), one pass per statement;
+-- one function for the three, which reads the transition tables its operation has.
+create or replace function public._leaderboard_period_after_change() returns trigger
 language plpgsql as $$
+declare
+    v_users uuid[];
+    v_challenges text[];
+    v_times timestamptz[];
+    v_old_users uuid[];
+    v_old_challenges text[];
+    v_old_times timestamptz[];
 begin
-    perform public._leaderboard_period_apply(array_agg(p.period), array_agg(p.starts_at), array_agg(p.ends_at),
-                                             array_agg(p.user_id), array_agg(p.challenge_id))
-       from (select distinct r.user_id, r.challenge_id, w.period, w.starts_at, w.ends_at
-               from old_rows r cross join lateral public._leaderboard_periods_at(r.submitted_at) w) p;
-    return null;
-end;
-$$;
-
-create or replace function public._leaderboard_period_after_update() returns trigger
-language plpgsql as $$
-begin
-    perform public._leaderboard_period_apply(array_agg(p.period), array_agg(p.starts_at), array_agg(p.ends_at),
-                                             array_agg(p.user_id), array_agg(p.challenge_id))
-       from (select distinct r.user_id, r.challenge_id, w.period, w.starts_at, w.ends_at
-               from (select user_id, challenge_id, submitted_at from old_rows
-                     union
-                     select user_id, challenge_id, submitted_at from new_rows) r
-              cross join lateral public._leaderboard_periods_at(r.submitted_at) w) p;
+    if tg_op <> 'DELETE' then
+        select array_agg(user_id), array_agg(challenge_id), array_agg(submitted_at)
+          into v_users, v_challenges, v_times from new_rows;
+    end if;
+    if tg_op <> 'INSERT' then
+        select array_agg(user_id), array_agg(challenge_id), array_agg(submitted_at)
+          into v_old_users, v_old_challenges, v_old_times from old_rows;
+    end if;
+    perform public._leaderboard_period_touch(v_users || v_old_users, v_challenges || v_old_challenges,
+                                             v_times || v_old_times);
     return null;
 end;
 $$;
 
 drop trigger if exists leaderboard_period_after_insert on public.challenge_results;
 create trigger leaderboard_period_after_insert after insert on public.challenge_results
-    referencing new table as new_rows for each statement execute function public._leaderboard_period_after_insert();
+    referencing new table as new_rows for each statement execute function public._leaderboard_period_after_change();
 
 drop trigger if exists leaderboard_period_after_delete on public.challenge_results;
 create trigger leaderboard_period_after_delete after delete on public.challenge_results
-    referencing old table as old_rows for each statement execute function public._leaderboard_period_after_delete();
+    referencing old table as old_rows for each statement execute function public._leaderboard_period_after_change();
 
 drop trigger if exists leaderboard_period_after_update on public.challenge_results;
 create trigger leaderboard_period_after_update after update on public.challenge_results
     referencing old table as old_rows new table as new_rows
-    for each statement execute function public._leaderboard_period_after_update();
+    for each statement execute function public._leaderboard_period_after_change();
 
 -- TRUNCATE fires no row triggers: empty the period aggregates with it (the feeds start over; a stored
 -- position is then above the board's head, which _leaderboard_period_changes answers with LB001).
@@ -659,9 +671,7 @@ alter table public.leaderboard_period_best enable row level security;
 alter table public.leaderboard_period_totals enable row level security;
 alter table public.leaderboard_period_retention enable row level security;
 
-alter function public._leaderboard_period_after_insert() security definer set search_path = public;
-alter function public._leaderboard_period_after_delete() security definer set search_path = public;
-alter function public._leaderboard_period_after_update() security definer set search_path = public;
+alter function public._leaderboard_period_after_change() security definer set search_path = public;
 alter function public._leaderboard_season_changed() security definer set search_path = public;
 alter function public._leaderboard_period_after_truncate() security definer set search_path = public;
 
@@ -675,9 +685,8 @@ begin
         'public._leaderboard_period_range(text)',
         'public._leaderboard_period_apply(text[], timestamptz[], timestamptz[], uuid[], text[])',
         'public._leaderboard_period_rebuild(text, timestamptz, timestamptz)',
-        'public._leaderboard_period_after_insert()',
-        'public._leaderboard_period_after_delete()',
-        'public._leaderboard_period_after_update()',
+        'public._leaderboard_period_touch(uuid[], text[], timestamptz[])',
+        'public._leaderboard_period_after_change()',
         'public._leaderboard_season_changed()',
         'public._leaderboard_period_after_truncate()',
         'public._leaderboard_period_changes(text, bigint, integer)',
@@ -717,11 +726,8 @@ begin
         values ('week', v_week_from), ('month', v_month_from)
         on conflict (kind) do nothing;
     end if;
-    perform public._leaderboard_period_apply(array_agg(p.period), array_agg(p.starts_at), array_agg(p.ends_at),
-                                             array_agg(p.user_id), array_agg(p.challenge_id))
-       from (select distinct r.user_id, r.challenge_id, w.period, w.starts_at, w.ends_at
-               from public.challenge_results r
-              cross join lateral public._leaderboard_periods_at(r.submitted_at) w
-              where r.submitted_at >= least(v_week_from, v_month_from)) p;
+    perform public._leaderboard_period_touch(array_agg(user_id), array_agg(challenge_id), array_agg(submitted_at))
+       from public.challenge_results
+      where submitted_at >= least(v_week_from, v_month_from);
 end;
 $$;
