@@ -418,7 +418,7 @@ def test_cache_show_of_an_empty_board(ops: Any, queues: Queues, cache_tools: Cac
         (["dlq", "replay"], "the DLQ is not configured"),
         (["refresh"], "the refresh queue is not configured: set REFRESH_QUEUE_URL or pass --queue-url"),
         (["cache", "show"], "configuration: VALKEY_HOST is required"),
-        (["refresh", "--board", "nope"], "--board: board must be 'global' or 'challenge:<id>'"),
+        (["refresh", "--board", "nope"], "--board: board must be 'global', 'challenge:<id>'"),
         (["dlq", "peek", "--dlq-url", "ftp://x"], "configuration: --dlq-url must be a URL"),
     ],
 )
