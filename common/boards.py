@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from common.periods import MONTH, WEEK, PeriodError, containing, parse_period
+from common.periods import MAX_YEAR, MIN_YEAR, MONTH, WEEK, PeriodError, containing, parse_period
 
 __all__ = [
     "ALIASES",
@@ -58,12 +58,22 @@ class BoardSyntaxError(ValueError):
 
 
 def _check(name: str) -> str:
+    """The shape only: `week:2027-W53` is well-formed but names no week (2027 has 52), so a request for it
+    is a 404 like any board that does not exist, not a 400."""
     if len(name) > MAX_BOARD_LENGTH or not _BOARD_RE.fullmatch(name):
         raise BoardSyntaxError(_SYNTAX)
+    return name
+
+
+def _check_listed(name: str) -> str:
+    """A name in the configuration must also exist (the message never repeats the configured value)."""
     try:
-        parse_period(name)
-    except PeriodError as exc:
-        raise BoardSyntaxError(str(exc)) from None
+        parse_period(_check(name))
+    except PeriodError:
+        raise BoardSyntaxError(
+            "names a period that does not exist (weeks 01..52, or 53 in long ISO years; months 01..12; "
+            f"years {MIN_YEAR}..{MAX_YEAR})"
+        ) from None
     return name
 
 
@@ -93,7 +103,7 @@ def parse_board_list(spec: str) -> tuple[str, ...]:
         raise BoardSyntaxError("must name at least one board")
     for name in names:
         try:
-            _check(name)
+            _check_listed(name)
         except BoardSyntaxError:
             raise BoardSyntaxError(
                 "must list board names such as global,challenge:two-sum,week:current"
@@ -146,11 +156,11 @@ class BoardRegistry:
             try:
                 if _check(part) in ALIASES:
                     raise BoardSyntaxError(part)
-                names.add(part)
             except BoardSyntaxError:
                 raise BoardSyntaxError(
                     "must list board names, or challenge:*, week:*, month:*, season:* for a whole kind"
                 ) from None
+            names.add(_check_listed(part))
         if not names and not patterns:
             raise BoardSyntaxError("must name at least one board")
         return cls(frozenset(names), frozenset(patterns), keep_weeks, keep_months)

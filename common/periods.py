@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 
 __all__ = [
     "FINAL_GRACE_MS",
+    "MAX_YEAR",
+    "MIN_YEAR",
     "MONTH",
     "WEEK",
     "Period",
