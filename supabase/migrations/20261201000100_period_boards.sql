@@ -19,20 +19,16 @@
 -- (board = the period's board name). Every writer takes the one advisory lock (727001, 0) before it takes
 -- sequence values, so change_seq order is commit order (docs/layout.md).
 --
+-- `leaderboard_changes` (20261201000000_change_feed.sql) is recreated below with the same body for
+-- global and challenge boards, and hands week:, month: and season: boards to
+-- `_leaderboard_period_changes`, so a period board gets delta refreshes like any board. Period
+-- tombstones share the change feed's table, sequence, pruning (`leaderboard_prune_removed`) and per-board
+-- horizon (`leaderboard_feed_horizon`): the change-feed migration must be applied first (it is: the
+-- file names sort in that order).
+--
 -- Applies on an install that already has results: the periods inside the default retention (the
 -- current and previous 12 weeks and months) are filled from existing results at the end of this file;
 -- older periods are recorded as pruned.
-
-create sequence if not exists public.leaderboard_change_seq;
-
-create table if not exists public.leaderboard_removed (
-    board       text   not null,
-    user_id     uuid   not null,
-    change_seq  bigint,
-    primary key (board, user_id)
-);
-create index if not exists leaderboard_removed_board_seq_idx
-    on public.leaderboard_removed (board, change_seq);
 
 create table if not exists public.leaderboard_seasons (
     id          text        primary key check (id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'),
@@ -238,7 +234,8 @@ begin
     buried as (
         insert into leaderboard_removed as d (board, user_id, change_seq)
         select period, user_id, nextval('public.leaderboard_change_seq') from gone
-        on conflict (board, user_id) do update set change_seq = excluded.change_seq
+        on conflict (board, user_id) do update
+           set change_seq = excluded.change_seq, removed_at = now()
     ),
     upserted as (
         insert into leaderboard_period_totals as t
@@ -350,6 +347,7 @@ begin
     delete from public.leaderboard_period_best;
     delete from public.leaderboard_period_totals;
     delete from public.leaderboard_removed where board ~ '^(week|month|season):';
+    delete from public.leaderboard_feed_horizon where board ~ '^(week|month|season):';
     return null;
 end;
 $$;
@@ -369,6 +367,7 @@ begin
         delete from public.leaderboard_period_best where period = 'season:' || old.id;
         delete from public.leaderboard_period_totals where period = 'season:' || old.id;
         delete from public.leaderboard_removed where board = 'season:' || old.id;
+        delete from public.leaderboard_feed_horizon where board = 'season:' || old.id;
     end if;
     if tg_op = 'INSERT' or (tg_op = 'UPDATE' and (old.id, old.starts_at, old.ends_at)
                                                  is distinct from (new.id, new.starts_at, new.ends_at)) then
@@ -503,17 +502,19 @@ $$;
 comment on function public.leaderboard_page is
     'Ranked page of a leaderboard (global, challenge:<id>, week:<YYYY-Www>, month:<YYYY-MM>, season:<id>), keyset-paged.';
 
--- The change feed of one period board, shaped as docs/layout.md describes `leaderboard_changes`:
---   {"head": H, "horizon": Z, "changes": [{"user_id", "username", "score", "solved", "last_solved_at",
---    "change_seq", "removed"}...]}   (ordered by change_seq, at most p_limit <= 1000)
--- head = the board's highest committed change_seq (rows and tombstones) in this statement's snapshot:
--- every writer holds the advisory lock from taking sequence values to commit, so a reader that sees
--- change N sees every change below N. horizon = 0: a live period's tombstones are only ever deleted
--- together with the period. An unknown board (pruned period, deleted season) has no feed: a position
--- on it (p_after > 0) raises LB001 ("rebuild"), and the rebuild's first page is empty (board absent);
--- p_after = 0 gets an empty feed. A position above the board's head (the results were truncated) raises
--- LB001 as well.
-create or replace function public._leaderboard_period_changes(p_board text, p_after bigint, p_limit integer)
+-- The change feed of one period board: leaderboard_changes' contract exactly (same reply, same head,
+-- horizon and LB001 rules, p_with_total), over leaderboard_period_totals and the board's tombstones.
+-- The one difference: an unknown board (pruned period, deleted or unknown season, impossible name) has
+-- no feed. A position on it (p_after > 0) raises LB001 ("rebuild"; the rebuild's first page is then
+-- empty: the board is absent); p_after null or 0 gets head 0 and no changes. A period's tombstones go
+-- with the period (leaderboard_prune_periods) or earlier through leaderboard_prune_removed, which
+-- raises the board's horizon as for any board.
+create or replace function public._leaderboard_period_changes(
+    p_board       text,
+    p_after       bigint,
+    p_limit       integer,
+    p_with_total  boolean default false
+)
 returns jsonb
 language plpgsql
 stable
@@ -521,67 +522,215 @@ security definer
 set search_path = public
 as $$
 declare
+    v_horizon bigint;
     v_head bigint;
-    v_result jsonb;
+    v_changes jsonb;
+    v_total bigint;
 begin
-    if p_limit is null or p_limit < 1 or p_limit > 1000 then
-        raise exception 'p_limit must be between 1 and 1000' using errcode = '22023';
-    end if;
-    if p_after is null or p_after < 0 then
-        raise exception 'p_after must be a position >= 0' using errcode = '22023';
+    if p_limit is null or p_limit < 0 or p_limit > 1000 then
+        raise exception 'p_limit must be between 0 and 1000' using errcode = '22023';
     end if;
     if p_board is null or p_board !~ '^(week|month|season):' then
         raise exception 'not a period board: %', left(coalesce(p_board, 'null'), 80) using errcode = '22023';
     end if;
     if not exists (select 1 from _leaderboard_period_range(p_board)) then
-        if p_after > 0 then
-            raise exception 'position too old: rebuild (board % no longer exists)', left(p_board, 80)
-                using errcode = 'LB001';
+        if coalesce(p_after, 0) <> 0 then
+            raise exception 'position % is not covered by the change feed of % (no such board): rebuild',
+                            p_after, left(p_board, 80)
+                  using errcode = 'LB001',
+                        hint = 'read the whole board again (leaderboard_page), starting at head';
+        end if;
+        if p_with_total then
+            return jsonb_build_object('head', 0, 'horizon', 0, 'changes', '[]'::jsonb, 'total', 0);
         end if;
         return jsonb_build_object('head', 0, 'horizon', 0, 'changes', '[]'::jsonb);
     end if;
 
+    v_horizon := coalesce((select h.horizon from leaderboard_feed_horizon h where h.board = p_board), 0);
     v_head := greatest(
-        coalesce((select max(t.change_seq) from leaderboard_period_totals t where t.period = p_board), 0),
-        coalesce((select max(d.change_seq) from leaderboard_removed d where d.board = p_board), 0));
-    if p_after > v_head then
-        -- A board's head never moves back (a removal leaves a tombstone): this position belongs to a
-        -- history that is gone (the results were truncated).
-        raise exception 'position too old: rebuild (board % restarted)', left(p_board, 80) using errcode = 'LB001';
+        v_horizon,
+        coalesce((select max(d.change_seq) from leaderboard_removed d where d.board = p_board), 0),
+        coalesce((select max(t.change_seq) from leaderboard_period_totals t where t.period = p_board), 0));
+
+    if p_after is not null and (p_after < v_horizon or p_after > v_head) then
+        -- above the head: a history that is gone (the results were truncated)
+        raise exception 'position % is not covered by the change feed of % (horizon %, head %): rebuild',
+                        p_after, left(p_board, 80), v_horizon, v_head
+              using errcode = 'LB001',
+                    hint = 'read the whole board again (leaderboard_page), starting at head';
     end if;
 
-    with feed as (
-        select c.* from (
-            select t.user_id, t.username, t.score, t.solved,
-                   nullif(t.last_solved_at, 'infinity'::timestamptz) as lst, t.change_seq, false as removed
-              from leaderboard_period_totals t
-             where t.period = p_board and t.change_seq > p_after
-            union all
-            select d.user_id, null, null, null, null, d.change_seq, true
-              from leaderboard_removed d
-             where d.board = p_board and d.change_seq > p_after
-        ) c
-        order by c.change_seq
-        limit p_limit
-    )
-    select jsonb_build_object(
-               'head', v_head,
-               'horizon', 0,
-               'changes', coalesce(
-                   (select jsonb_agg(jsonb_build_object(
-                               'user_id', f.user_id,
-                               'username', f.username,
-                               'score', f.score,
-                               'solved', f.solved,
-                               'last_solved_at', to_char(f.lst at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                               'change_seq', f.change_seq,
-                               'removed', f.removed) order by f.change_seq)
-                      from feed f),
-                   '[]'::jsonb))
-      into v_result;
-    return v_result;
+    if p_after is null or p_limit = 0 then
+        v_changes := '[]'::jsonb;
+    else
+        select coalesce(jsonb_agg(c.item order by c.change_seq), '[]'::jsonb) into v_changes
+          from (
+              select ch.change_seq, ch.item from (
+                  (select t.change_seq,
+                          jsonb_build_object('user_id', t.user_id, 'username', t.username, 'score', t.score,
+                                             'solved', t.solved,
+                                             'last_solved_at', nullif(t.last_solved_at, 'infinity'::timestamptz),
+                                             'change_seq', t.change_seq, 'removed', false) as item
+                     from leaderboard_period_totals t
+                    where t.period = p_board and t.change_seq > p_after
+                    order by t.change_seq
+                    limit p_limit)
+                  union all
+                  (select d.change_seq,
+                          jsonb_build_object('user_id', d.user_id, 'change_seq', d.change_seq, 'removed', true)
+                     from leaderboard_removed d
+                    where d.board = p_board and d.change_seq > p_after
+                    order by d.change_seq
+                    limit p_limit)
+              ) as ch
+              order by ch.change_seq
+              limit p_limit
+          ) as c;
+    end if;
+
+    if p_with_total then
+        v_total := (select count(*) from leaderboard_period_totals t where t.period = p_board);
+        return jsonb_build_object('head', v_head, 'horizon', v_horizon, 'changes', v_changes, 'total', v_total);
+    end if;
+    return jsonb_build_object('head', v_head, 'horizon', v_horizon, 'changes', v_changes);
 end;
 $$;
+
+-- leaderboard_changes as in 20261201000000_change_feed.sql (the global and challenge branches are that
+-- body unchanged), plus: week:, month: and season: boards are answered by _leaderboard_period_changes.
+--
+-- What changed on a board after position p_after, oldest first, at most p_limit changes (<= 1000,
+-- Supabase's max rows: one request never returns more), in ONE snapshot (a STABLE function: all its
+-- statements see the calling query's snapshot):
+--
+--   {"head": H, "horizon": Z, "changes": [{"user_id", "username", "score", "solved", "last_solved_at",
+--    "change_seq", "removed"}, ...], "total": N (only when p_with_total)}
+--
+-- head: the highest position visible for this board (never below its horizon). Fewer than p_limit
+-- changes back means the caller is caught up at head; otherwise it continues after the last change's
+-- change_seq. Each player appears at most once (rows and tombstones carry their latest number).
+-- p_after null: no changes, only head and horizon (where a full rebuild starts).
+-- p_after below the horizon (a tombstone it needs was pruned) or above head (a position from another
+-- database, or a restored backup): SQLSTATE LB001, "rebuild from scratch".
+-- p_with_total: also count the board's players (O(players): only for boards capped by LEADERBOARD_SIZE,
+-- whose snapshot cannot count them itself).
+create or replace function public.leaderboard_changes(
+    p_board       text,
+    p_after       bigint  default null,
+    p_limit       integer default 1000,
+    p_with_total  boolean default false
+)
+returns jsonb
+language plpgsql
+stable
+security definer  -- as leaderboard_page: RLS is on with no policies; only privileged roles may call it
+set search_path = public
+as $$
+declare
+    v_challenge text;
+    v_horizon bigint;
+    v_head bigint;
+    v_changes jsonb;
+    v_total bigint;
+begin
+    if p_limit is null or p_limit < 0 or p_limit > 1000 then
+        raise exception 'p_limit must be between 0 and 1000' using errcode = '22023';
+    end if;
+    if p_board ~ '^(week|month|season):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' then
+        return public._leaderboard_period_changes(p_board, p_after, p_limit, p_with_total);
+    elsif p_board = 'global' then
+        v_challenge := null;
+    elsif p_board ~ '^challenge:[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' then
+        v_challenge := substr(p_board, 11);
+    else
+        raise exception 'unknown board %', left(p_board, 80) using errcode = '22023';
+    end if;
+
+    v_horizon := coalesce((select h.horizon from public.leaderboard_feed_horizon h where h.board = p_board), 0);
+    v_head := greatest(
+        v_horizon,
+        coalesce((select max(d.change_seq) from public.leaderboard_removed d where d.board = p_board), 0),
+        case when v_challenge is null
+             then coalesce((select max(t.change_seq) from public.leaderboard_totals t), 0)
+             else coalesce((select max(b.change_seq) from public.challenge_best b
+                             where b.challenge_id = v_challenge), 0) end
+    );
+
+    if p_after is not null and (p_after < v_horizon or p_after > v_head) then
+        raise exception 'position % is not covered by the change feed of % (horizon %, head %): rebuild',
+                        p_after, left(p_board, 80), v_horizon, v_head
+              using errcode = 'LB001',
+                    hint = 'read the whole board again (leaderboard_page), starting at head';
+    end if;
+
+    if p_after is null or p_limit = 0 then
+        v_changes := '[]'::jsonb;
+    elsif v_challenge is null then
+        select coalesce(jsonb_agg(c.item order by c.change_seq), '[]'::jsonb) into v_changes
+          from (
+              select ch.change_seq, ch.item from (
+                  (select t.change_seq,
+                          jsonb_build_object('user_id', t.user_id, 'username', t.username, 'score', t.score,
+                                             'solved', t.solved,
+                                             'last_solved_at', nullif(t.last_solved_at, 'infinity'::timestamptz),
+                                             'change_seq', t.change_seq, 'removed', false) as item
+                     from public.leaderboard_totals t
+                    where t.change_seq > p_after
+                    order by t.change_seq
+                    limit p_limit)
+                  union all
+                  (select d.change_seq,
+                          jsonb_build_object('user_id', d.user_id, 'change_seq', d.change_seq, 'removed', true)
+                     from public.leaderboard_removed d
+                    where d.board = p_board and d.change_seq > p_after
+                    order by d.change_seq
+                    limit p_limit)
+              ) as ch
+              order by ch.change_seq
+              limit p_limit
+          ) as c;
+    else
+        select coalesce(jsonb_agg(c.item order by c.change_seq), '[]'::jsonb) into v_changes
+          from (
+              select ch.change_seq, ch.item from (
+                  (select b.change_seq,
+                          jsonb_build_object('user_id', b.user_id, 'username', t.username,
+                                             'score', b.best_score::bigint,
+                                             'solved', case when b.best_score > 0 then 1 else 0 end,
+                                             'last_solved_at', nullif(b.best_at, 'infinity'::timestamptz),
+                                             'change_seq', b.change_seq, 'removed', false) as item
+                     from public.challenge_best b
+                     join public.leaderboard_totals t on t.user_id = b.user_id
+                    where b.challenge_id = v_challenge and b.change_seq > p_after
+                    order by b.change_seq
+                    limit p_limit)
+                  union all
+                  (select d.change_seq,
+                          jsonb_build_object('user_id', d.user_id, 'change_seq', d.change_seq, 'removed', true)
+                     from public.leaderboard_removed d
+                    where d.board = p_board and d.change_seq > p_after
+                    order by d.change_seq
+                    limit p_limit)
+              ) as ch
+              order by ch.change_seq
+              limit p_limit
+          ) as c;
+    end if;
+
+    if p_with_total then
+        if v_challenge is null then
+            v_total := (select count(*) from public.leaderboard_totals);
+        else
+            v_total := (select count(*) from public.challenge_best b where b.challenge_id = v_challenge);
+        end if;
+        return jsonb_build_object('head', v_head, 'horizon', v_horizon, 'changes', v_changes, 'total', v_total);
+    end if;
+    return jsonb_build_object('head', v_head, 'horizon', v_horizon, 'changes', v_changes);
+end;
+$$;
+
+comment on function public.leaderboard_changes is
+    'Change feed of a leaderboard after a position (LB001: rebuild); called by the refresh worker. Period boards: _leaderboard_period_changes.';
 
 -- What the worker needs to know about a period board: whether it exists, and when it ends (a snapshot
 -- generated after the end, plus a grace for late commits, is final: docs/layout.md "Time boards").
@@ -653,6 +802,9 @@ begin
     delete from leaderboard_removed
      where (board like 'week:%' and board collate "C" < v_week_key)
         or (board like 'month:%' and board collate "C" < v_month_key);
+    delete from leaderboard_feed_horizon
+     where (board like 'week:%' and board collate "C" < v_week_key)
+        or (board like 'month:%' and board collate "C" < v_month_key);
 
     insert into leaderboard_period_retention as k (kind, kept_from)
     values ('week', v_week_cut at time zone 'UTC'), ('month', v_month_cut at time zone 'UTC')
@@ -665,7 +817,6 @@ $$;
 
 -- Access: as for the global board (RLS on, no policies; functions run as their owner; only privileged
 -- roles may call the worker's functions).
-alter table public.leaderboard_removed enable row level security;
 alter table public.leaderboard_seasons enable row level security;
 alter table public.leaderboard_period_best enable row level security;
 alter table public.leaderboard_period_totals enable row level security;
@@ -689,7 +840,8 @@ begin
         'public._leaderboard_period_after_change()',
         'public._leaderboard_season_changed()',
         'public._leaderboard_period_after_truncate()',
-        'public._leaderboard_period_changes(text, bigint, integer)',
+        'public._leaderboard_period_changes(text, bigint, integer, boolean)',
+        'public.leaderboard_changes(text, bigint, integer, boolean)',
         'public.leaderboard_board_period(text)',
         'public.leaderboard_prune_periods(integer, integer)',
         'public.leaderboard_page(text, integer, bigint, timestamptz, uuid, bigint, bigint)'
@@ -704,7 +856,7 @@ begin
     end loop;
     if exists (select 1 from pg_roles where rolname = 'service_role') then
         execute 'grant execute on function public.leaderboard_page(text, integer, bigint, timestamptz, uuid, bigint, bigint) to service_role';
-        execute 'grant execute on function public._leaderboard_period_changes(text, bigint, integer) to service_role';
+        execute 'grant execute on function public.leaderboard_changes(text, bigint, integer, boolean) to service_role';
         execute 'grant execute on function public.leaderboard_board_period(text) to service_role';
         execute 'grant execute on function public.leaderboard_prune_periods(integer, integer) to service_role';
     end if;

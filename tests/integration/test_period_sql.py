@@ -87,7 +87,7 @@ async def board_rows(conn: asyncpg.Connection, board: str) -> list[tuple[Any, ..
 
 async def feed(conn: asyncpg.Connection, board: str, after: int, limit: int = 1000) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
-        await conn.fetchval("select _leaderboard_period_changes($1, $2, $3)", board, after, limit)
+        await conn.fetchval("select leaderboard_changes($1, $2, $3)::text", board, after, limit)
     )
     return result
 
@@ -231,7 +231,8 @@ async def test_change_positions_move_only_when_a_row_changes(db: asyncpg.Connect
         (str(user(2)), 40, False),
     ]
     assert first["head"] == max(c["change_seq"] for c in first["changes"])
-    assert first["changes"][0]["last_solved_at"] == "2026-12-01T00:00:00.000000Z"
+    # as leaderboard_changes writes every timestamp: ISO-8601 with the session's offset
+    assert datetime.fromisoformat(first["changes"][0]["last_solved_at"]) == at
     head = first["head"]
     # a worse score, the same name: nothing changes, no position moves
     await insert(db, [(user(1), "Ada", "a", 10, at + timedelta(hours=1))])
@@ -244,7 +245,9 @@ async def test_change_positions_move_only_when_a_row_changes(db: asyncpg.Connect
     # a total that disappears leaves a tombstone; it goes when the total comes back
     await db.execute("delete from challenge_results where user_id = $1", user(1))
     gone = await feed(db, board, second["head"])
-    assert [(c["user_id"], c["removed"], c["score"]) for c in gone["changes"]] == [(str(user(1)), True, None)]
+    assert [(c["user_id"], c["removed"], c.get("score")) for c in gone["changes"]] == [
+        (str(user(1)), True, None)
+    ]
     assert await db.fetchval("select count(*) from leaderboard_removed where board = $1", board) == 1
     await insert(db, [(user(1), "Ada", "b", 5, at)])
     back = await feed(db, board, gone["head"])
@@ -257,9 +260,8 @@ async def test_change_positions_move_only_when_a_row_changes(db: asyncpg.Connect
 
 async def test_the_feed_rejects_bad_arguments_and_unknown_boards(db: asyncpg.Connection) -> None:
     for args, message in [
-        ("'week:2026-W49', 0, 0", "p_limit"),
+        ("'week:2026-W49', 0, -1", "p_limit"),
         ("'week:2026-W49', 0, 1001", "p_limit"),
-        ("'week:2026-W49', -1, 10", "p_after"),
         ("'global', 0, 10", "not a period board"),
     ]:
         with pytest.raises(asyncpg.InvalidParameterValueError, match=message):
@@ -273,6 +275,32 @@ async def test_the_feed_rejects_bad_arguments_and_unknown_boards(db: asyncpg.Con
         await feed(db, "week:2026-W49", head)
     assert caught.value.sqlstate == "LB001"
     assert await feed(db, "season:nope", 0) == {"head": 0, "horizon": 0, "changes": []}
+    with pytest.raises(asyncpg.PostgresError, match="no such board") as caught:
+        await feed(db, "season:nope", 5)
+    assert caught.value.sqlstate == "LB001"
+    # leaderboard_changes hands only well-formed period names to the period feed
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="unknown board"):
+        await feed(db, "week:", 0)
+
+
+async def test_period_feeds_share_the_change_feeds_horizon_and_total(db: asyncpg.Connection) -> None:
+    # Given: a week with two players, then one of them leaves (a tombstone)
+    board = "week:2026-W49"
+    await insert(db, [(user(1), "Ada", "a", 50, MONDAY), (user(2), "Bo", "a", 40, MONDAY)])
+    start = await feed(db, board, 0)
+    await db.execute("delete from challenge_results where user_id = $1", user(2))
+    # When: leaderboard_prune_removed prunes every tombstone (as it does any board's)
+    assert await db.fetchval("select leaderboard_prune_removed('0 seconds')") >= 1
+    # Then: the week's horizon moved up, a position below it must rebuild, and one at it reads on
+    horizon = json.loads(await db.fetchval("select leaderboard_changes($1)::text", board))
+    assert horizon["horizon"] > start["head"] and horizon["head"] == horizon["horizon"]
+    with pytest.raises(asyncpg.PostgresError, match="rebuild") as caught:
+        await feed(db, board, start["head"])
+    assert caught.value.sqlstate == "LB001"
+    assert (await feed(db, board, horizon["horizon"]))["changes"] == []
+    # p_with_total counts the board's players
+    counted = json.loads(await db.fetchval("select leaderboard_changes($1, null, 0, true)::text", board))
+    assert counted["total"] == 1 and counted["changes"] == []
     with pytest.raises(asyncpg.PostgresError, match="rebuild") as caught:
         await feed(db, "season:nope", 5)
     assert caught.value.sqlstate == "LB001"
