@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark, print one table, write bench/results.json.
 
 python -m bench                 # everything (about 5-10 minutes on 2 cores)
-python -m bench read cold       # some groups only: clients, read, outage, cold, stampede, refresh, http, periods
+python -m bench read cold       # some groups: clients, read, outage, cold, stampede, refresh, http, periods
 """
 
 from __future__ import annotations

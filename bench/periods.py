@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from bench.refresh import _database
+from bench.refresh_data import migrated_database
 from bench.stats import percentile, summary
 from common.periods import WEEK, containing
 from common.runtime import run
@@ -42,6 +42,20 @@ totals as (select user_id, sum(best) as score, max(reached) filter (where best >
              from best group by user_id)
 select count(*) from (select rank() over (order by score desc, at nulls last) from totals) ranked
 """
+
+
+async def _database(postgres: PostgresEngine, name: str, spec: SeedSpec) -> tuple[str, float]:
+    """A migrated database loaded with `spec` through every trigger; returns (DSN, load seconds)."""
+    dsn = await migrated_database(postgres, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.monotonic()
+        await load(conn, spec)
+        seconds = time.monotonic() - started
+        await conn.execute("analyze")
+    finally:
+        await conn.close()
+    return dsn, seconds
 
 
 async def _read_board(source: PostgresSource, board: str) -> int:

@@ -87,7 +87,8 @@ class BenchDatabase:
         return len(chosen)
 
 
-async def create_database(postgres: PostgresEngine, name: str, players: int, seed: int) -> BenchDatabase:
+async def migrated_database(postgres: PostgresEngine, name: str) -> str:
+    """A new, empty database `name` with every migration applied; returns its DSN."""
     admin = await asyncpg.connect(postgres.uri)
     try:
         await admin.execute(f'drop database if exists "{name}"')
@@ -100,6 +101,15 @@ async def create_database(postgres: PostgresEngine, name: str, players: int, see
         await conn.execute("set client_min_messages = warning")
         for path in sorted(MIGRATIONS.glob("*.sql")):
             await conn.execute(path.read_text())
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def create_database(postgres: PostgresEngine, name: str, players: int, seed: int) -> BenchDatabase:
+    dsn = await migrated_database(postgres, name)
+    conn = await asyncpg.connect(dsn)
+    try:
         started = time.monotonic()
         await _load(conn, players, seed)
         seconds = time.monotonic() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,7 @@ from common.runtime import run
 from testkit.engines import PostgresEngine
 from tests.harness import ApiHarness, CacheTools
 from tests.integration.test_worker import WorkerHarness, clean_db, request, workers
-from tests.support import FakeContext, body_of, sqs_event
+from tests.support import FakeContext, body_of, log_lines, sqs_event
 
 __all__ = ["clean_db", "workers"]  # fixtures used here
 
@@ -120,8 +121,43 @@ def test_a_closed_period_is_refreshed_once_after_it_closes(
         }
     # Then it was read from the source once: the first snapshot is final and answers the others
     assert source.calls == {last_week.name: 1}
-    # and an operator's manual refresh still refreshes it
+    # and an operator's manual refresh still refreshes it (a delta: the board has not changed)
+    final = run(cache_tools.cache.read_header(last_week.name))
+    feed_calls = source.feed_calls[last_week.name]
     assert worker.invoke(sqs_event(request(last_week.name, "manual")), FakeContext(), True) == {
         "batchItemFailures": []
     }
-    assert source.calls == {last_week.name: 2}
+    again = run(cache_tools.cache.read_header(last_week.name))
+    assert final is not None and again is not None and again.version > final.version
+    assert source.feed_calls[last_week.name] == feed_calls + 1 and source.calls == {last_week.name: 1}
+
+
+def test_a_week_board_takes_a_new_result_by_a_delta_not_a_rebuild(
+    workers: WorkerHarness, cache_tools: CacheTools, clean_db: PostgresEngine, capsys: Any
+) -> None:
+    # Given this week's board, built once from the source
+    week = containing(WEEK, datetime.now(UTC))
+    add_results(clean_db, [(1, "a", 10, week.start), (2, "a", 30, week.start)])
+    worker, source = workers.app(LEADERBOARD_BOARDS=BOARDS)
+    assert worker.invoke(sqs_event(request(week.name)), FakeContext(), True) == {"batchItemFailures": []}
+    built = run(cache_tools.cache.read_header(week.name))
+    assert built is not None and built.position is not None and built.position > 0
+    pages_read = source.calls[week.name]
+    # When a player submits a result this week and the board is asked for again
+    add_results(clean_db, [(3, "b", 20, week.start + timedelta(microseconds=1))])
+    later = datetime.fromtimestamp(built.generated_at_ms / 1000 + 1, UTC)
+    assert worker.invoke(sqs_event(request(week.name, at=later)), FakeContext(), True) == {
+        "batchItemFailures": []
+    }
+    # Then the second refresh read the week's change feed only, no page of the board
+    done = [line for line in log_lines(capsys.readouterr().out) if line["message"] == "refresh_done"]
+    assert [(d["board"], d["mode"]) for d in done] == [(week.name, "rebuild"), (week.name, "delta")]
+    assert done[1]["changes"] == 1 and done[1]["rows_read"] == 1
+    assert source.calls[week.name] == pages_read
+    # and the snapshot ranks the new player between the others, at a later position, same rebuild
+    header = run(cache_tools.cache.read_header(week.name))
+    assert header is not None and header.position is not None and header.position > built.position
+    assert header.rebuilt_at_ms == built.rebuilt_at_ms and header.size == 3
+    page = run(cache_tools.cache.read_page(week.name, 0, 10))
+    assert page is not None
+    assert [uuid.UUID(json.loads(e)["user_id"]).int for e in page.entries] == [2, 3, 1]
