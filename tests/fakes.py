@@ -330,7 +330,7 @@ class FakeSource:
 
     def head(self, board: str) -> int:
         feed = self.feed.get(board) or []
-        return feed[-1].seq if feed else 0
+        return max(feed[-1].seq if feed else 0, self.horizon)
 
     async def _enter(self, what: str) -> None:
         self.calls.append(what)
