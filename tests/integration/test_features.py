@@ -93,28 +93,6 @@ def test_a_user_not_on_the_board_is_404(api: ApiHarness, cache_tools: CacheTools
     assert body_of(api.get(USERS + uid(1)))["error"]["code"] == "user_not_ranked"
 
 
-@pytest.mark.parametrize(
-    ("path", "query", "status", "code"),
-    [
-        (USERS + "x", {"around": "51"}, 400, "invalid_around"),
-        (USERS + "x", {"around": "-1"}, 400, "invalid_around"),
-        (USERS + "x", {"around": ["1", "2"]}, 400, "invalid_around"),
-        (USERS + "a%00b", None, 400, "invalid_user_id"),
-        (USERS + "a%20b", None, 400, "invalid_user_id"),
-        (USERS + "a/b", None, 404, "not_found"),
-        (USERS + "x" * 129, None, 400, "invalid_user_id"),
-        (USERS, None, 404, "not_found"),
-    ],
-)
-def test_bad_user_requests(
-    api: ApiHarness, cache_tools: CacheTools, path: str, query: Any, status: int, code: str
-) -> None:
-    cache_tools.write(make_entries(5))
-    response = api.get(path, query)
-    assert response["statusCode"] == status
-    assert body_of(response)["error"]["code"] == code
-
-
 def test_a_stale_snapshot_still_answers_my_rank_and_asks_for_a_refresh(
     api: ApiHarness, cache_tools: CacheTools
 ) -> None:
@@ -207,10 +185,8 @@ def test_each_board_has_its_own_freshness_and_marker(api: ApiHarness, cache_tool
 def test_boards_not_served_are_404_and_malformed_names_400(api_factory: Any) -> None:
     api: ApiHarness = api_factory(LEADERBOARD_BOARDS="global,challenge:two-sum")
     assert body_of(api.get(query={"board": "challenge:other"}))["error"]["code"] == "unknown_board"
-    for bad in ("challenge:", "Global", "challenge:" + "x" * 65, "challenge:a b", "x" * 300):
-        response = api.get(query={"board": bad})
-        assert response["statusCode"] == 400, bad
-        assert body_of(response)["error"]["code"] == "invalid_board"
+    # (every malformed name: tests/unit/test_api_routing.py)
+    assert body_of(api.get(query={"board": "Global"}))["error"]["code"] == "invalid_board"
 
 
 def test_a_challenge_the_source_does_not_know_is_404(api_factory: Any, cache_tools: CacheTools) -> None:

@@ -113,21 +113,36 @@ def test_bad_input_is_a_400_with_the_documented_json(query: str, code: str, vers
     assert g.store.reads == 0
 
 
+USERS = "/leaderboard/users/"
+
+
 @pytest.mark.parametrize(
-    ("path", "query", "code"),
+    ("path", "query", "status", "code"),
     [
-        ("/leaderboard/users/" + "x" * 129, None, "invalid_user_id"),
-        ("/leaderboard/users/a%00b", None, "invalid_user_id"),
-        ("/leaderboard/users/u00001", "around=51", "invalid_around"),
-        ("/leaderboard/users/u00001", "around=-1", "invalid_around"),
-        ("/leaderboard/users/u00001", "around=a", "invalid_around"),
+        (USERS + "x", {"around": "51"}, 400, "invalid_around"),
+        (USERS + "x", {"around": "-1"}, 400, "invalid_around"),
+        (USERS + "x", {"around": "a"}, 400, "invalid_around"),
+        (USERS + "x", {"around": ["1", "2"]}, 400, "invalid_around"),
+        (USERS + "a%00b", None, 400, "invalid_user_id"),
+        (USERS + "a%20b", None, 400, "invalid_user_id"),
+        (USERS + "a/b", None, 404, "not_found"),
+        (USERS + "x" * 129, None, 400, "invalid_user_id"),
+        (USERS, None, 404, "not_found"),
     ],
 )
-def test_bad_user_requests_are_a_400(path: str, query: str | None, code: str) -> None:
+def test_bad_user_requests_are_a_4xx(path: str, query: Any, status: int, code: str) -> None:
     g = given()
-    response = g.get(path.replace("%00", "\x00"), query)
-    assert response["statusCode"] == 400
+    response = g.get(path, query)
+    assert response["statusCode"] == status
     assert body_of(response)["error"]["code"] == code
+    check_response("/leaderboard/users/{user_id}", response)
+    assert g.store.reads == 0
+
+
+@pytest.mark.parametrize("bad", ["challenge:", "Global", "challenge:" + "x" * 65, "challenge:a b", "x" * 300])
+def test_malformed_board_names_are_a_400(bad: str) -> None:
+    response = given(LEADERBOARD_BOARDS="global,challenge:two-sum").get(query={"board": bad})
+    assert (response["statusCode"], body_of(response)["error"]["code"]) == (400, "invalid_board")
 
 
 def test_the_bounds_follow_configuration() -> None:
