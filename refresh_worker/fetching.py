@@ -7,10 +7,15 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-from tenacity.stop import stop_base
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_random_exponential,
+)
 
 from common.errors import SourceUnavailable
 from common.logs import get_logger
@@ -25,16 +30,6 @@ __all__ = ["Feed", "SourceCalls"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
-
-
-class _stop_at(stop_base):
-    """Stop when the next sleep would end past a monotonic deadline (tenacity computes the wait first)."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-
-    def __call__(self, retry_state: Any) -> bool:
-        return time.monotonic() + float(retry_state.upcoming_sleep) >= self.deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +77,15 @@ class SourceCalls:
             after = page.changes[-1].seq
 
     async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call` retried by tenacity's own policy: at most SOURCE_RETRY_ATTEMPTS attempts, and none whose
+        wait would end past the refresh's fetch deadline (`stop_before_delay` counts from this call's
+        first attempt, so the deadline is turned into the time left now)."""
         s = self._settings
         board = self._board
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(SourceUnavailable),
-            stop=stop_after_attempt(s.retry_attempts) | _stop_at(self._deadline),
+            stop=stop_after_attempt(s.retry_attempts)
+            | stop_before_delay(max(0.0, self._deadline - time.monotonic())),
             wait=wait_random_exponential(multiplier=s.retry_base_ms / 1000, max=s.retry_max_ms / 1000),
             before_sleep=lambda state: log.warning(
                 "source_attempt_failed",
@@ -97,19 +96,22 @@ class SourceCalls:
             ),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                self.attempts += 1
-                left = self._deadline - time.monotonic()
-                if left <= 0:
-                    raise SourceUnavailable("the refresh deadline passed")
-                try:
-                    async with asyncio.timeout(left):
-                        result = await call()
-                except TimeoutError:
-                    raise SourceUnavailable("the refresh deadline passed during a source call") from None
-                if number > 1:
-                    log.info("source_recovered", board=board, attempt=number)
-                return result
-        raise AssertionError("unreachable: tenacity either returns or reraises")
+        try:
+            result: T = await retrying(self._attempt, call)
+        finally:
+            attempts = int(retrying.statistics.get("attempt_number", 0))
+            self.attempts += attempts
+        if attempts > 1:
+            log.info("source_recovered", board=board, attempt=attempts)
+        return result
+
+    async def _attempt(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One attempt, cut off at the deadline: a source that hangs must not use the write's reserve."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise SourceUnavailable("the refresh deadline passed")
+        try:
+            async with asyncio.timeout(left):
+                return await call()
+        except TimeoutError:
+            raise SourceUnavailable("the refresh deadline passed during a source call") from None
