@@ -15,6 +15,7 @@ Every Valkey failure surfaces as CacheUnavailable.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from common.models import Change
     from common.valkey import ValkeyConnection
 
-__all__ = ["Applied", "LeaderboardCache", "Page", "SnapshotHeader", "UserWindow"]
+__all__ = ["Applied", "Delta", "LeaderboardCache", "Page", "SnapshotHeader", "Swap", "UserWindow"]
 
 _READ_PAGE = lua(scripts.READ_PAGE)
 _READ_USER = lua(scripts.READ_USER)
@@ -60,6 +61,28 @@ class Applied(IntEnum):
     SUPERSEDED = 0  # a newer (or the same) version is stored: this batch is old
     NO_SNAPSHOT = -1  # nothing usable to apply to (flushed, evicted): rebuild
     MOVED = -2  # the stored position is not where this batch starts
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A delta refresh's batch: `changes` on top of the snapshot at `expected_position`."""
+
+    expected_position: int
+    changes: Sequence[Change]
+    cap: int = 0  # LEADERBOARD_SIZE in effect
+    total: int | None = None  # players on the board; None: total = size
+
+
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """What a full rebuild's commit swaps in: `staged` players, capped at `cap` below `boundary`."""
+
+    staged: int
+    cap: int = 0
+    boundary: bytes | None = None
+    total: int | None = None
+    # Refuse to replace a snapshot whose position is past this one (None: the feed said it is unusable).
+    newest_replaceable: int | None = None
 
 
 def _changes(changes: Sequence[Change]) -> bytes:
@@ -158,27 +181,19 @@ class LeaderboardCache:
 
     # ---- writes (the worker) --------------------------------------------------------------------
 
-    async def apply_changes(
-        self,
-        header: SnapshotHeader,
-        expected_position: int,
-        changes: Sequence[Change],
-        *,
-        cap: int = 0,
-        total: int | None = None,
-    ) -> tuple[Applied, int]:
-        """A delta refresh in one script: applied only on top of `expected_position` and an older
+    async def apply_changes(self, header: SnapshotHeader, delta: Delta) -> tuple[Applied, int]:
+        """A delta refresh in one script: applied only on top of `delta.expected_position` and an older
         version. `header` carries the new version, position and times; the script computes size
         (and, without `total`, total = size) itself. Returns what happened and the new size."""
         keys = self.keys(header.board)
         client = await self._connection.client()
         args: list[str | bytes] = [
             str(header.version),
-            str(expected_position),
+            str(delta.expected_position),
             header.meta_prefix(),
-            _text(total),
-            str(cap),
-            _changes(changes),
+            _text(delta.total),
+            str(delta.cap),
+            _changes(delta.changes),
         ]
         try:
             reply: Any = await client.invoke_script(
@@ -221,18 +236,9 @@ class LeaderboardCache:
         except GlideError as exc:
             raise unavailable(exc, "staging the snapshot") from None
 
-    async def commit(
-        self,
-        header: SnapshotHeader,
-        *,
-        staged: int,
-        cap: int = 0,
-        boundary: bytes | None = None,
-        total: int | None = None,
-        newest_replaceable: int | None = None,
-    ) -> bool:
+    async def commit(self, header: SnapshotHeader, swap: Swap) -> bool:
         """Swap the staged rebuild in if `header.version` is newer than the stored one (and, with
-        `newest_replaceable`, the stored position is not past it). False: refused, the caller's data is
+        `swap.newest_replaceable`, the stored position is not past it). False: refused, the caller's data is
         older. CacheUnavailable when the staged data is no longer all there."""
         keys = self.keys(header.board)
         staging, staging_entries = keys.staging(header.version)
@@ -253,12 +259,12 @@ class LeaderboardCache:
                 ],
                 args=[
                     str(header.version),
-                    _text(newest_replaceable),
+                    _text(swap.newest_replaceable),
                     header.meta_prefix(),
-                    _text(total),
-                    str(cap),
-                    "" if boundary is None else boundary.hex(),
-                    str(staged),
+                    _text(swap.total),
+                    str(swap.cap),
+                    "" if swap.boundary is None else swap.boundary.hex(),
+                    str(swap.staged),
                     str(TOP_ENTRIES),
                 ],
             )
@@ -292,7 +298,7 @@ class LeaderboardCache:
             await self.discard_staging(header.board, header.version)
             raise
         total = header.total if header.total != len(entries) else None
-        return await self.commit(header, staged=staged, total=total)
+        return await self.commit(header, Swap(staged, total=total))
 
     async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool:
         keys = self.keys(board)

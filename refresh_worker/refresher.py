@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from common.boards import empty_means_absent
-from common.cache import Applied
+from common.cache import Applied, Delta, Swap
 from common.errors import LeaderboardError, PositionLost
 from common.logs import get_logger
 from common.snapshot import SnapshotHeader
@@ -41,11 +41,8 @@ from refresh_worker.heartbeat import Heartbeat, LeaseLost
 from refresh_worker.rebuild import Plan, Stager, read_into_staging
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from common.config import WorkerSettings
     from common.lock import Lease
-    from common.models import Change
     from common.sources import Source
 
 __all__ = ["Mode", "NotEnoughTime", "Outcome", "RefreshResult", "Refresher", "SnapshotStore"]
@@ -91,26 +88,9 @@ class RefreshResult:
 class SnapshotStore(Stager, Protocol):
     async def read_header(self, board: str) -> SnapshotHeader | None: ...
 
-    async def apply_changes(
-        self,
-        header: SnapshotHeader,
-        expected_position: int,
-        changes: Sequence[Change],
-        *,
-        cap: int = 0,
-        total: int | None = None,
-    ) -> tuple[Applied, int]: ...
+    async def apply_changes(self, header: SnapshotHeader, delta: Delta) -> tuple[Applied, int]: ...
 
-    async def commit(
-        self,
-        header: SnapshotHeader,
-        *,
-        staged: int,
-        cap: int = 0,
-        boundary: bytes | None = None,
-        total: int | None = None,
-        newest_replaceable: int | None = None,
-    ) -> bool: ...
+    async def commit(self, header: SnapshotHeader, swap: Swap) -> bool: ...
 
     async def discard_staging(self, board: str, version: int) -> None: ...
 
@@ -263,7 +243,7 @@ class Refresher:
         run.heartbeat.check()
         write_started = time.monotonic()
         applied, size = await self._cache.apply_changes(
-            header, stored.position, feed.changes, cap=cap, total=feed.total
+            header, Delta(stored.position, feed.changes, cap, feed.total)
         )
         write_ms = (time.monotonic() - write_started) * 1000
         if applied is Applied.NO_SNAPSHOT:
@@ -330,13 +310,15 @@ class Refresher:
         write_started = time.monotonic()
         written = await self._cache.commit(
             header,
-            staged=staged.staged,
-            cap=s.leaderboard_size,
-            boundary=staged.boundary,
-            total=staged.total,
-            # Never replace a snapshot that reflects a later position, unless the feed itself said the
-            # stored position is unusable (a restored database may legitimately go back).
-            newest_replaceable=None if forced else staged.position,
+            Swap(
+                staged.staged,
+                s.leaderboard_size,
+                staged.boundary,
+                staged.total,
+                # Never replace a snapshot that reflects a later position, unless the feed itself said
+                # the stored position is unusable (a restored database may legitimately go back).
+                newest_replaceable=None if forced else staged.position,
+            ),
         )
         write_ms = (time.monotonic() - write_started) * 1000
         outcome = Outcome.REFRESHED if written else Outcome.SUPERSEDED

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from common.cache import Applied
+from common.cache import Applied, Delta, Swap
 from common.errors import CacheUnavailable, PositionLost, SourceUnavailable
 from common.lock import Lease
 from common.messages import RefreshRequest
@@ -192,15 +192,7 @@ class FakeBoardStore:
         _apply(staged, changes)
         return len(staged)
 
-    async def apply_changes(
-        self,
-        header: SnapshotHeader,
-        expected_position: int,
-        changes: Sequence[Change],
-        *,
-        cap: int = 0,
-        total: int | None = None,
-    ) -> tuple[Applied, int]:
+    async def apply_changes(self, header: SnapshotHeader, delta: Delta) -> tuple[Applied, int]:
         stored = self.boards.get(header.board)
         if self.apply_result is not None:
             return self.apply_result, 0
@@ -208,36 +200,27 @@ class FakeBoardStore:
             return Applied.NO_SNAPSHOT, 0
         if stored.header.version >= header.version:
             return Applied.SUPERSEDED, len(stored.players)
-        if stored.header.position != expected_position:
+        if stored.header.position != delta.expected_position:
             return Applied.MOVED, len(stored.players)
-        _apply(stored.players, changes)
+        _apply(stored.players, delta.changes)
         size = len(stored.players)
-        stored.header = _sized(header, size, total)
+        stored.header = _sized(header, size, delta.total)
         self.deltas += 1
         return Applied.APPLIED, size
 
-    async def commit(
-        self,
-        header: SnapshotHeader,
-        *,
-        staged: int,
-        cap: int = 0,
-        boundary: bytes | None = None,
-        total: int | None = None,
-        newest_replaceable: int | None = None,
-    ) -> bool:
+    async def commit(self, header: SnapshotHeader, swap: Swap) -> bool:
         stored = self.boards.get(header.board)
         players = self.staging.pop((header.board, header.version), {})
         if stored is not None and (
             stored.header.version >= header.version
             or (
-                newest_replaceable is not None
+                swap.newest_replaceable is not None
                 and stored.header.position is not None
-                and stored.header.position > newest_replaceable
+                and stored.header.position > swap.newest_replaceable
             )
         ):
             return False
-        self.boards[header.board] = Stored(_sized(header, len(players), total), players)
+        self.boards[header.board] = Stored(_sized(header, len(players), swap.total), players)
         self.commits += 1
         return True
 

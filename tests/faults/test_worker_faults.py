@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from common.cache import SnapshotHeader
+from common.cache import SnapshotHeader, Swap
 from common.config import WorkerSettings
 from common.errors import SourceError
 from common.models import Entry
@@ -148,9 +148,9 @@ class SlowWrites:
         await asyncio.sleep(self.rng.choice([0, 0, 0, 0.001, 0.01, 0.03]))
         return await self.inner.stage_entries(board, version, entries, ttl_ms=5000)
 
-    async def commit(self, header: SnapshotHeader, **kwargs: Any) -> bool:
+    async def commit(self, header: SnapshotHeader, swap: Swap) -> bool:
         await asyncio.sleep(self.rng.choice([0, 0, 0, 0.001, 0.01, 0.03]))
-        return await self.inner.commit(header, **kwargs)  # type: ignore[no-any-return]
+        return await self.inner.commit(header, swap)  # type: ignore[no-any-return]
 
 
 def test_fencing_under_1000_random_interleavings(

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from common.cache import Applied, LeaderboardCache, SnapshotHeader
+from common.cache import Applied, Delta, LeaderboardCache, SnapshotHeader, Swap
 from common.config import WorkerSettings
 from common.errors import CacheUnavailable
 from common.models import Change, Entry
@@ -440,9 +440,9 @@ def test_flushes_mid_refresh_end_in_a_correct_board(harness: Harness) -> None:
         stored = await cache.read_header("global")
         original_commit = cache.commit
 
-        async def evict_then_commit(header: SnapshotHeader, **kwargs: Any) -> bool:
+        async def evict_then_commit(header: SnapshotHeader, swap: Swap) -> bool:
             await command(harness.tools, "DEL", *keys.staging(header.version))
-            return await original_commit(header, **kwargs)
+            return await original_commit(header, swap)
 
         cache.commit = evict_then_commit  # type: ignore[method-assign]
         try:
@@ -483,30 +483,30 @@ def test_a_batch_never_applies_twice_out_of_order_or_over_a_newer_state(harness:
             return SnapshotHeader("global", version, int(time.time() * 1000), 0, 0, "postgres", position)
 
         # Given a batch applied once
-        assert (await cache.apply_changes(header(stored.version + 10, p0 + 1), p0, [moved]))[
+        assert (await cache.apply_changes(header(stored.version + 10, p0 + 1), Delta(p0, [moved])))[
             0
         ] is Applied.APPLIED
         after_once = await board()
         # When the same batch arrives again (same version), Then it is refused
-        assert (await cache.apply_changes(header(stored.version + 10, p0 + 1), p0, [moved]))[
+        assert (await cache.apply_changes(header(stored.version + 10, p0 + 1), Delta(p0, [moved])))[
             0
         ] is Applied.SUPERSEDED
         # When it arrives with a newer version, Then it is refused: the board is past its start
-        assert (await cache.apply_changes(header(stored.version + 20, p0 + 1), p0, [moved]))[
+        assert (await cache.apply_changes(header(stored.version + 20, p0 + 1), Delta(p0, [moved])))[
             0
         ] is Applied.MOVED
         # When an older batch (from an earlier position) arrives, Then it is refused too
-        assert (await cache.apply_changes(header(stored.version + 30, p0), p0 - 1, [moved]))[
+        assert (await cache.apply_changes(header(stored.version + 30, p0), Delta(p0 - 1, [moved])))[
             0
         ] is Applied.MOVED
         # When a batch from a worker with an older lease arrives, Then it is refused
-        assert (await cache.apply_changes(header(stored.version + 5, p0 + 2), p0 + 1, []))[
+        assert (await cache.apply_changes(header(stored.version + 5, p0 + 2), Delta(p0 + 1, [])))[
             0
         ] is Applied.SUPERSEDED
         # And a full rebuild that read an older position cannot replace the newer board either
         staging_version = stored.version + 40
         staged, _ = await cache.stage_entries("global", staging_version, [moved.entry], ttl_ms=5_000)  # type: ignore[list-item]
-        assert not await cache.commit(header(staging_version, p0), staged=staged, newest_replaceable=p0)
+        assert not await cache.commit(header(staging_version, p0), Swap(staged, newest_replaceable=p0))
         assert await board() == after_once
         assert await command(harness.tools, "KEYS", harness.tools.keys("global").tag + ":staging*") == []
 

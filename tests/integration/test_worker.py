@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from common.boards import KeySpace
-from common.cache import LeaderboardCache, SnapshotHeader
+from common.cache import LeaderboardCache, SnapshotHeader, Swap
 from common.config import WorkerSettings
 from common.errors import CacheUnavailable, SourceError, SourceUnavailable
 from common.lock import RefreshLock
@@ -322,9 +322,9 @@ class SlowStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def commit(self, header: SnapshotHeader, **kwargs: Any) -> bool:
+    async def commit(self, header: SnapshotHeader, swap: Swap) -> bool:
         await asyncio.sleep(self.stall_seconds)
-        result = await self.inner.commit(header, **kwargs)
+        result = await self.inner.commit(header, swap)
         self.results.append(result)
         return result
 
