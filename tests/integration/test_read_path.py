@@ -357,10 +357,14 @@ def test_snapshot_beyond_max_stale_is_503_and_still_asks_for_a_refresh(
 def test_a_cold_miss_never_waits_past_the_lambda_timeout(api_factory: Any) -> None:
     # Given a 5 s miss wait but only 800 ms left in the invocation
     api: ApiHarness = api_factory(LEADERBOARD_MISS_WAIT_MS="5000")
+    # (a first invocation pays for the container's cold setup: the Valkey connection, importing aioboto3
+    # and creating the SQS client on the first refresh request; only the wait itself is measured here)
+    api.app.invoke(http_event(), FakeContext(remaining_ms=800), True)
     started = time.monotonic()
     response = api.app.invoke(http_event(), FakeContext(remaining_ms=800), False)
-    # Then the API answers warming_up itself before the function would time out
-    assert time.monotonic() - started < 0.8
+    # Then the API waited up to its own deadline (800 ms - the answer margin), and answered warming_up
+    # itself before the function would time out
+    assert 0.4 <= time.monotonic() - started < 0.8
     assert response["statusCode"] == 503
     assert body_of(response)["error"]["code"] == "warming_up"
 
