@@ -1,7 +1,9 @@
 """Configuration from the environment, validated once per container.
 
 Every problem is collected and reported together, each naming its variable. Values are never echoed:
-a mistyped secret pasted into the wrong variable must not end up in CloudWatch.
+a mistyped secret pasted into the wrong variable must not end up in CloudWatch. Each variable's default,
+bounds and readers are in `common.settings` (written nowhere else); `common.env` reads typed values;
+`common.secret_registry` keeps the secrets seen for redaction (re-exported here for older imports).
 """
 
 from __future__ import annotations
@@ -10,9 +12,17 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from common.boards import BoardRegistry, BoardSyntaxError, parse_board_list, validate_board
+from common.env import ConfigError, EnvReader
+from common.secret_registry import (
+    register_secret,
+    register_url_credentials,
+    registered_secrets,
+    url_without_password,
+)
+from common.settings import API, WORKER, setting
 
 __all__ = [
     "ApiSettings",
@@ -27,147 +37,14 @@ __all__ = [
     "url_without_password",
 ]
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off", ""})
-
-# Secrets seen while reading configuration. The log pipeline redacts every one of them wherever it
-# appears, as a second line of defence behind "never log a secret".
-_SECRETS: set[str] = set()
-
-
 # GLIDE's own (Rust core) log levels. Its lines are plain text, not our JSON: off unless asked for.
-CLIENT_LOG_LEVELS = ("off", "error", "warn", "info", "debug")
-# Shorter values cannot be redacted usefully: replacing every "k" would garble every line.
-MIN_SECRET_LENGTH = 4
+CLIENT_LOG_LEVELS = setting("VALKEY_CLIENT_LOG_LEVEL").choices
 
 
-def registered_secrets() -> frozenset[str]:
-    return frozenset(_SECRETS)
-
-
-def register_secret(value: str) -> None:
-    """Mark a value fetched at run time (e.g. from Secrets Manager) for redaction in every log line."""
-    if len(value) >= MIN_SECRET_LENGTH:
-        _SECRETS.add(value)
-
-
-def _register_url_credentials(url: str) -> None:
-    """A connection URL's secrets: its password, as written and decoded, and a `password` query
-    parameter (libpq accepts both); the whole URL too when it holds one. A URL without a password (a
-    local socket, trust or .pgpass authentication) holds no secret, and can be shown as it is."""
-    try:
-        parts = urlsplit(url)
-        passwords = [parts.password or ""]
-        passwords += [value for key, value in parse_qsl(parts.query) if key == "password"]
-    except ValueError:  # unparseable: keep all of it out of the logs
-        register_secret(url)
-        return
-    for password in filter(None, passwords):
-        register_secret(password)
-        register_secret(unquote(password))
-        register_secret(url)
-
-
-def url_without_password(url: str) -> str:
-    """A connection URL as it may be shown: its password (and a `password` query parameter) as ***.
-    A URL without one comes back unchanged (the local stack's socket URL is used as it is shown)."""
-    try:
-        parts = urlsplit(url)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        if parts.password:
-            userinfo, _, host = parts.netloc.rpartition("@")
-            parts = parts._replace(netloc=f"{userinfo.partition(':')[0]}:***@{host}")
-        if any(key == "password" for key, _ in pairs):
-            masked = [(key, "***" if key == "password" else value) for key, value in pairs]
-            parts = parts._replace(query=urlencode(masked, safe="/*:"))
-    except ValueError:
-        return "***"
-    return urlunsplit(parts)
-
-
-class ConfigError(Exception):
-    """Raised with one line per bad variable; the message never contains a value."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration: " + "; ".join(problems))
-
-
-class EnvReader:
-    """Reads typed values and remembers what was wrong instead of stopping at the first problem."""
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._env = os.environ if environ is None else environ
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> str | None:
-        value = self._env.get(name)
-        return None if value is None or value.strip() == "" else value.strip()
-
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            if required and default is None:
-                self.problems.append(f"{name} is required")
-            return default
-        return value
-
-    def secret(self, name: str) -> str | None:
-        value = self._env.get(name)
-        if not value:
-            return None
-        register_secret(value)
-        return value
-
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value, 10)
-        except ValueError:
-            number = None
-        if number is None or not minimum <= number <= maximum:
-            self.problems.append(f"{name} must be an integer between {minimum} and {maximum}")
-            return default
-        return number
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self._env.get(name)
-        if value is None:
-            return default
-        lowered = value.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False if lowered else default
-        self.problems.append(f"{name} must be true or false")
-        return default
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if value.lower() not in choices:
-            self.problems.append(f"{name} must be one of " + ", ".join(choices))
-            return default
-        return value.lower()
-
-    def url(self, name: str, *, schemes: tuple[str, ...], required: bool = False) -> str | None:
-        value = self.string(name, required=required)
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in schemes or not parts.netloc:
-            self.problems.append(
-                f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
-            )
-            return None
-        return value
-
-    def check(self) -> None:
-        if self.problems:
-            raise ConfigError(self.problems)
+def _default_int(name: str, reader: str) -> int:
+    value = setting(name).default_for(reader)
+    assert isinstance(value, int), name
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,18 +56,18 @@ class ValkeySettings:
     tls_ca_file: str | None = None
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    request_timeout_ms: int = 250
-    connect_timeout_ms: int = 1000
+    # (what the API reads when nothing is set; ValkeySettings.read gives each reader its own)
+    request_timeout_ms: int = field(default_factory=lambda: _default_int("VALKEY_REQUEST_TIMEOUT_MS", API))
+    connect_timeout_ms: int = field(default_factory=lambda: _default_int("VALKEY_CONNECT_TIMEOUT_MS", API))
     client_name: str = "leaderboard"
     client_log_level: str = "off"
 
     @classmethod
-    def read(
-        cls, env: EnvReader, *, request_timeout_ms: int, connect_timeout_ms: int, client_name: str
-    ) -> ValkeySettings:
+    def read(cls, env: EnvReader, *, reader: str, client_name: str) -> ValkeySettings:
+        """As `reader` (api, worker, ops) reads them: the API's timeouts are small, to fail fast."""
         host = env.string("VALKEY_HOST", required=True) or "127.0.0.1"
-        port = env.integer("VALKEY_PORT", 6379, minimum=1, maximum=65535)
-        tls = env.boolean("VALKEY_TLS", False)
+        port = env.int_setting("VALKEY_PORT")
+        tls = env.bool_setting("VALKEY_TLS")
         ca_file = env.string("VALKEY_TLS_CA_FILE")
         if ca_file is not None:
             if not tls:
@@ -204,19 +81,15 @@ class ValkeySettings:
         return cls(
             host=host,
             port=port,
-            cluster_mode=env.boolean("VALKEY_CLUSTER_MODE", False),
+            cluster_mode=env.bool_setting("VALKEY_CLUSTER_MODE"),
             tls=tls,
             tls_ca_file=ca_file,
             username=username,
             password=password,
-            request_timeout_ms=env.integer(
-                "VALKEY_REQUEST_TIMEOUT_MS", request_timeout_ms, minimum=10, maximum=60_000
-            ),
-            connect_timeout_ms=env.integer(
-                "VALKEY_CONNECT_TIMEOUT_MS", connect_timeout_ms, minimum=10, maximum=60_000
-            ),
+            request_timeout_ms=env.int_setting("VALKEY_REQUEST_TIMEOUT_MS", reader),
+            connect_timeout_ms=env.int_setting("VALKEY_CONNECT_TIMEOUT_MS", reader),
             client_name=client_name,
-            client_log_level=env.choice("VALKEY_CLIENT_LOG_LEVEL", "off", CLIENT_LOG_LEVELS),
+            client_log_level=env.choice_setting("VALKEY_CLIENT_LOG_LEVEL"),
         )
 
 
@@ -224,21 +97,21 @@ class ValkeySettings:
 class BoardSettings:
     """What both functions must agree on: key names, which boards exist, and when a snapshot is stale."""
 
-    key: str = "active_leaderboard"
-    boards: BoardRegistry = field(default_factory=lambda: BoardRegistry.parse("global"))
-    fresh_seconds: int = 60
-    refresh_marker_seconds: int = 30
+    key: str
+    boards: BoardRegistry
+    fresh_seconds: int
+    refresh_marker_seconds: int
 
     @classmethod
     def read(cls, env: EnvReader) -> BoardSettings:
-        key = env.string("LEADERBOARD_KEY", "active_leaderboard") or "active_leaderboard"
+        key = env.str_setting("LEADERBOARD_KEY")
         if any(ch in key for ch in "{} \t\r\n") or len(key) > 100:
             env.problems.append("LEADERBOARD_KEY must be at most 100 characters without braces or spaces")
-            key = "active_leaderboard"
-        spec = env.string("LEADERBOARD_BOARDS", "global,challenge:*") or "global"
+            key = str(setting("LEADERBOARD_KEY").default)
+        spec = env.str_setting("LEADERBOARD_BOARDS")
         # How far back week:* and month:* reach; at most what leaderboard_prune_periods keeps.
-        keep_weeks = env.integer("LEADERBOARD_KEEP_WEEKS", 12, minimum=0, maximum=5_200)
-        keep_months = env.integer("LEADERBOARD_KEEP_MONTHS", 12, minimum=0, maximum=1_200)
+        keep_weeks = env.int_setting("LEADERBOARD_KEEP_WEEKS")
+        keep_months = env.int_setting("LEADERBOARD_KEEP_MONTHS")
         try:
             boards = BoardRegistry.parse(spec, keep_weeks=keep_weeks, keep_months=keep_months)
         except BoardSyntaxError as exc:
@@ -247,11 +120,12 @@ class BoardSettings:
         return cls(
             key=key,
             boards=boards,
-            fresh_seconds=env.integer("LEADERBOARD_FRESH_SECONDS", 60, minimum=1, maximum=86_400),
-            refresh_marker_seconds=env.integer(
-                "LEADERBOARD_REFRESH_MARKER_SECONDS", 30, minimum=1, maximum=3_600
-            ),
+            fresh_seconds=env.int_setting("LEADERBOARD_FRESH_SECONDS"),
+            refresh_marker_seconds=env.int_setting("LEADERBOARD_REFRESH_MARKER_SECONDS"),
         )
+
+
+DEFAULT_COUNT = 10  # a page's size when `count` is not given (at most LEADERBOARD_MAX_COUNT)
 
 
 def _queue_url(env: EnvReader, *, required: bool) -> str | None:
@@ -263,60 +137,48 @@ class ApiSettings:
     valkey: ValkeySettings
     boards: BoardSettings
     queue_url: str
-    max_count: int = 100
-    default_count: int = 10
-    max_around: int = 50
-    miss_wait_ms: int = 2000
-    max_stale_seconds: int | None = None
-    stale_while_revalidate_seconds: int = 300
-    stale_if_error_seconds: int = 86_400
-    near_cache_ms: int = 1000
-    near_cache_max_entries: int = 1000
-    near_cache_max_bytes: int = 16 * 1024 * 1024
-    metrics_namespace: str = "Leaderboard"
-    service: str = "leaderboard-api"
+    max_count: int
+    default_count: int
+    max_around: int
+    miss_wait_ms: int
+    max_stale_seconds: int | None  # None: no limit
+    stale_while_revalidate_seconds: int
+    stale_if_error_seconds: int
+    near_cache_ms: int
+    near_cache_max_entries: int
+    near_cache_max_bytes: int
+    metrics_namespace: str
+    service: str
     # ---- the HTTP face (issue 13): who may call from a browser; how long caches keep a STALE answer
-    cors_origins: tuple[str, ...] = ("*",)
-    stale_max_age_seconds: int = 5
+    cors_origins: tuple[str, ...]
+    stale_max_age_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         env = EnvReader(environ)
-        valkey = ValkeySettings.read(
-            env, request_timeout_ms=250, connect_timeout_ms=1000, client_name="leaderboard-api"
-        )
+        valkey = ValkeySettings.read(env, reader=API, client_name="leaderboard-api")
         boards = BoardSettings.read(env)
-        max_count = env.integer("LEADERBOARD_MAX_COUNT", 100, minimum=1, maximum=10_000)
-        max_stale = env.integer("LEADERBOARD_MAX_STALE_SECONDS", 0, minimum=0, maximum=31_536_000)
+        max_count = env.int_setting("LEADERBOARD_MAX_COUNT")
+        max_stale = env.int_setting("LEADERBOARD_MAX_STALE_SECONDS")
         settings = cls(
             valkey=valkey,
             boards=boards,
             queue_url=_queue_url(env, required=True) or "",
             max_count=max_count,
-            default_count=min(10, max_count),
-            max_around=env.integer("LEADERBOARD_MAX_AROUND", 50, minimum=0, maximum=500),
-            miss_wait_ms=env.integer("LEADERBOARD_MISS_WAIT_MS", 2000, minimum=0, maximum=25_000),
+            default_count=min(DEFAULT_COUNT, max_count),
+            max_around=env.int_setting("LEADERBOARD_MAX_AROUND"),
+            miss_wait_ms=env.int_setting("LEADERBOARD_MISS_WAIT_MS"),
             max_stale_seconds=max_stale or None,
-            stale_while_revalidate_seconds=env.integer(
-                "LEADERBOARD_STALE_WHILE_REVALIDATE_SECONDS", 300, minimum=0, maximum=31_536_000
-            ),
-            stale_if_error_seconds=env.integer(
-                "LEADERBOARD_STALE_IF_ERROR_SECONDS", 86_400, minimum=0, maximum=31_536_000
-            ),
-            near_cache_ms=env.integer("LEADERBOARD_NEAR_CACHE_MS", 1000, minimum=0, maximum=60_000),
-            near_cache_max_entries=env.integer(
-                "LEADERBOARD_NEAR_CACHE_MAX_ENTRIES", 1000, minimum=0, maximum=1_000_000
-            ),
-            near_cache_max_bytes=env.integer(
-                "LEADERBOARD_NEAR_CACHE_MAX_BYTES", 16 * 1024 * 1024, minimum=0, maximum=2**31
-            ),
-            metrics_namespace=env.string("METRICS_NAMESPACE", "Leaderboard") or "Leaderboard",
-            service=env.string("POWERTOOLS_SERVICE_NAME", "leaderboard-api") or "leaderboard-api",
+            stale_while_revalidate_seconds=env.int_setting("LEADERBOARD_STALE_WHILE_REVALIDATE_SECONDS"),
+            stale_if_error_seconds=env.int_setting("LEADERBOARD_STALE_IF_ERROR_SECONDS"),
+            near_cache_ms=env.int_setting("LEADERBOARD_NEAR_CACHE_MS"),
+            near_cache_max_entries=env.int_setting("LEADERBOARD_NEAR_CACHE_MAX_ENTRIES"),
+            near_cache_max_bytes=env.int_setting("LEADERBOARD_NEAR_CACHE_MAX_BYTES"),
+            metrics_namespace=env.str_setting("METRICS_NAMESPACE"),
+            service=env.str_setting("POWERTOOLS_SERVICE_NAME", API),
             # ---- the HTTP face (issue 13)
             cors_origins=_cors_origins(env),
-            stale_max_age_seconds=env.integer(
-                "LEADERBOARD_STALE_MAX_AGE_SECONDS", 5, minimum=1, maximum=86_400
-            ),
+            stale_max_age_seconds=env.int_setting("LEADERBOARD_STALE_MAX_AGE_SECONDS"),
         )
         env.check()
         return settings
@@ -327,7 +189,7 @@ _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?")
 
 def _cors_origins(env: EnvReader) -> tuple[str, ...]:
     """`*` or a comma-separated list of origins as browsers send them (scheme://host[:port], no path)."""
-    raw = env.string("LEADERBOARD_CORS_ORIGINS", "*") or "*"
+    raw = env.str_setting("LEADERBOARD_CORS_ORIGINS")
     origins = tuple(part.strip().lower() for part in raw.split(","))
     if origins == ("*",):
         return origins
@@ -339,7 +201,7 @@ def _cors_origins(env: EnvReader) -> tuple[str, ...]:
     return origins
 
 
-SOURCE_KINDS = ("supabase", "postgres", "http")
+SOURCE_KINDS = setting("LEADERBOARD_SOURCE").choices
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,14 +209,14 @@ class SourceSettings:
     """Where the ranking comes from. Exactly one source; ambiguity is an error, not a guess."""
 
     kind: str
-    supabase_url: str | None = None
-    supabase_key: str | None = field(default=None, repr=False)
-    supabase_key_secret_arn: str | None = None
-    database_url: str | None = field(default=None, repr=False)
-    api_url: str | None = None
-    api_token: str | None = field(default=None, repr=False)
-    timeout_ms: int = 5000
-    page_size: int = 1000
+    supabase_url: str | None
+    supabase_key: str | None = field(repr=False)
+    supabase_key_secret_arn: str | None
+    database_url: str | None = field(repr=False)
+    api_url: str | None
+    api_token: str | None = field(repr=False)
+    timeout_ms: int
+    page_size: int
 
     @classmethod
     def read(cls, env: EnvReader) -> SourceSettings:
@@ -363,7 +225,7 @@ class SourceSettings:
         secret_arn = env.string("SUPABASE_KEY_SECRET_ARN")
         database_url = env.raw("DATABASE_URL")
         if database_url is not None:
-            _register_url_credentials(database_url)
+            register_url_credentials(database_url)
             if urlsplit(database_url).scheme not in ("postgres", "postgresql"):
                 env.problems.append("DATABASE_URL must be a postgresql:// URL")
         api_url = env.url("LEADERBOARD_API_URL", schemes=("https", "http"))
@@ -412,8 +274,8 @@ class SourceSettings:
             database_url=database_url,
             api_url=api_url,
             api_token=env.secret("LEADERBOARD_API_TOKEN"),
-            timeout_ms=env.integer("SOURCE_TIMEOUT_MS", 5000, minimum=100, maximum=120_000),
-            page_size=env.integer("SOURCE_PAGE_SIZE", 1000, minimum=1, maximum=10_000),
+            timeout_ms=env.int_setting("SOURCE_TIMEOUT_MS"),
+            page_size=env.int_setting("SOURCE_PAGE_SIZE"),
         )
 
 
@@ -422,31 +284,29 @@ class WorkerSettings:
     valkey: ValkeySettings
     boards: BoardSettings
     source: SourceSettings
-    leaderboard_size: int = 0
-    delta_max_rows: int = 10_000
-    rebuild_seconds: int = 3_600
-    scheduled_boards: tuple[str, ...] = ("global",)
-    lock_ttl_ms: int = 10_000  # a lease, renewed every third of it while the refresh works
-    deadline_ms: int = 60_000  # one refresh's whole budget (also capped by the invocation's time)
-    min_remaining_ms: int = 5_000
-    queue_url: str | None = None  # where a locked request is re-sent with a delay (else: failed)
-    locked_retry_seconds: int = 3
-    retry_attempts: int = 5
-    retry_base_ms: int = 200
-    retry_max_ms: int = 5_000
-    write_chunk: int = 1000
-    metrics_namespace: str = "Leaderboard"
-    service: str = "leaderboard-worker"
+    leaderboard_size: int
+    delta_max_rows: int
+    rebuild_seconds: int
+    scheduled_boards: tuple[str, ...]
+    lock_ttl_ms: int  # a lease, renewed every third of it while the refresh works
+    deadline_ms: int  # one refresh's whole budget (also capped by the invocation's time)
+    min_remaining_ms: int
+    queue_url: str | None  # where a locked request is re-sent with a delay (else: failed)
+    locked_retry_seconds: int
+    retry_attempts: int
+    retry_base_ms: int
+    retry_max_ms: int
+    write_chunk: int
+    metrics_namespace: str
+    service: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         env = EnvReader(environ)
-        valkey = ValkeySettings.read(
-            env, request_timeout_ms=2000, connect_timeout_ms=2000, client_name="leaderboard-worker"
-        )
+        valkey = ValkeySettings.read(env, reader=WORKER, client_name="leaderboard-worker")
         boards = BoardSettings.read(env)
         source = SourceSettings.read(env)
-        scheduled_spec = env.string("LEADERBOARD_SCHEDULED_BOARDS", "global") or "global"
+        scheduled_spec = env.str_setting("LEADERBOARD_SCHEDULED_BOARDS")
         try:
             scheduled = parse_board_list(scheduled_spec)
         except BoardSyntaxError as exc:
@@ -461,21 +321,21 @@ class WorkerSettings:
             valkey=valkey,
             boards=boards,
             source=source,
-            leaderboard_size=env.integer("LEADERBOARD_SIZE", 0, minimum=0, maximum=10_000_000),
-            delta_max_rows=env.integer("LEADERBOARD_DELTA_MAX_ROWS", 10_000, minimum=0, maximum=1_000_000),
-            rebuild_seconds=env.integer("LEADERBOARD_REBUILD_SECONDS", 3_600, minimum=0, maximum=604_800),
+            leaderboard_size=env.int_setting("LEADERBOARD_SIZE"),
+            delta_max_rows=env.int_setting("LEADERBOARD_DELTA_MAX_ROWS"),
+            rebuild_seconds=env.int_setting("LEADERBOARD_REBUILD_SECONDS"),
             scheduled_boards=scheduled,
-            lock_ttl_ms=env.integer("REFRESH_LOCK_TTL_MS", 10_000, minimum=1_000, maximum=900_000),
-            deadline_ms=env.integer("REFRESH_DEADLINE_MS", 60_000, minimum=1_000, maximum=900_000),
+            lock_ttl_ms=env.int_setting("REFRESH_LOCK_TTL_MS"),
+            deadline_ms=env.int_setting("REFRESH_DEADLINE_MS"),
             queue_url=_queue_url(env, required=False),
-            locked_retry_seconds=env.integer("REFRESH_LOCKED_RETRY_SECONDS", 3, minimum=0, maximum=900),
-            min_remaining_ms=env.integer("REFRESH_MIN_REMAINING_MS", 5_000, minimum=0, maximum=900_000),
-            retry_attempts=env.integer("SOURCE_RETRY_ATTEMPTS", 5, minimum=1, maximum=50),
-            retry_base_ms=env.integer("SOURCE_RETRY_BASE_MS", 200, minimum=1, maximum=60_000),
-            retry_max_ms=env.integer("SOURCE_RETRY_MAX_MS", 5_000, minimum=1, maximum=300_000),
-            write_chunk=env.integer("CACHE_WRITE_CHUNK", 1000, minimum=1, maximum=3_000),
-            metrics_namespace=env.string("METRICS_NAMESPACE", "Leaderboard") or "Leaderboard",
-            service=env.string("POWERTOOLS_SERVICE_NAME", "leaderboard-worker") or "leaderboard-worker",
+            locked_retry_seconds=env.int_setting("REFRESH_LOCKED_RETRY_SECONDS"),
+            min_remaining_ms=env.int_setting("REFRESH_MIN_REMAINING_MS"),
+            retry_attempts=env.int_setting("SOURCE_RETRY_ATTEMPTS"),
+            retry_base_ms=env.int_setting("SOURCE_RETRY_BASE_MS"),
+            retry_max_ms=env.int_setting("SOURCE_RETRY_MAX_MS"),
+            write_chunk=env.int_setting("CACHE_WRITE_CHUNK"),
+            metrics_namespace=env.str_setting("METRICS_NAMESPACE"),
+            service=env.str_setting("POWERTOOLS_SERVICE_NAME", WORKER),
         )
         env.check()
         return settings

@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from common.config import url_without_password
+from common.secret_registry import url_without_password
 from devstack import database
 from devstack.banner import banner, examples
 from devstack.embedded import Engines

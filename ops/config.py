@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from common.boards import BoardRegistry
 from common.config import BoardSettings, EnvReader, ValkeySettings
 from common.queue import region_from_queue_url
+from common.settings import OPS
 from ops.errors import UsageError
 
 __all__ = ["OpsConfig"]
@@ -77,7 +78,7 @@ class OpsConfig:
     def sqs_attempts(self) -> int:
         """AWS_MAX_ATTEMPTS, the AWS SDKs' own setting, else 3: tries per SQS call, the first included."""
         env = EnvReader(self.environ)
-        attempts = env.integer("AWS_MAX_ATTEMPTS", 3, minimum=1, maximum=20)
+        attempts = env.int_setting("AWS_MAX_ATTEMPTS")
         _check(env)
         return attempts
 
@@ -89,9 +90,7 @@ class OpsConfig:
     def valkey(self) -> ValkeySettings:
         """Valkey settings as the functions read them, with the worker's patient timeouts."""
         env = EnvReader(self.environ)
-        settings = ValkeySettings.read(
-            env, request_timeout_ms=2000, connect_timeout_ms=2000, client_name="leaderboard-ops"
-        )
+        settings = ValkeySettings.read(env, reader=OPS, client_name="leaderboard-ops")
         _check(env)
         return settings
 

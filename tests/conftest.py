@@ -20,8 +20,8 @@ import pytest
 
 import common.logs
 from api_lambda.app import ApiApp, build_app
-from common.config import registered_secrets
 from common.runtime import run
+from common.secret_registry import registered_secrets
 from testkit.engines import PostgresEngine, Queues, SqsEngine, ValkeyCluster, ValkeyServer
 from tests.harness import ApiHarness, CacheTools, ValkeyTarget, api_env
 from tests.log_watch import LogWatch

@@ -108,7 +108,7 @@ class SupabaseSource:
         """Once per container (boards refreshed concurrently share it), and only when first needed."""
         import httpx
 
-        from common.config import register_secret
+        from common.secret_registry import register_secret
         from supabase import AsyncClientOptions, acreate_client
 
         key = await self._key()

@@ -28,6 +28,7 @@ from common.config import EnvReader, ValkeySettings, registered_secrets
 from common.lock import RefreshLock
 from common.models import Entry
 from common.runtime import run
+from common.settings import WORKER
 from common.valkey import ValkeyConnection
 from testkit.engines import (
     CertificateAuthority,
@@ -89,10 +90,8 @@ class Endpoint:
 
     def settings(self, *, request_timeout_ms: int = 5000) -> ValkeySettings:
         """Read through the same code as the functions' configuration."""
-        env = EnvReader(self.env())
-        settings = ValkeySettings.read(
-            env, request_timeout_ms=request_timeout_ms, connect_timeout_ms=2000, client_name="tests"
-        )
+        env = EnvReader({"VALKEY_REQUEST_TIMEOUT_MS": str(request_timeout_ms), **self.env()})
+        settings = ValkeySettings.read(env, reader=WORKER, client_name="tests")
         env.check()
         return settings
 

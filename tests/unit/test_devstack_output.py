@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from common.config import WorkerSettings, register_secret, url_without_password
+from common.config import WorkerSettings
+from common.secret_registry import register_secret, url_without_password
 from devstack.output import Output
 
 SECRET = "devstack-secret-3c4d5e6f"

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from common.config import WorkerSettings, register_secret, registered_secrets
+from common.config import WorkerSettings
 from common.logs import bind_invocation, get_logger, redact_text
+from common.secret_registry import register_secret, registered_secrets
 from tests.log_watch import LogWatch
 from tests.support import FakeContext, log_lines
 
