@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 from glide import GlideClient, GlideClusterClient, GlideClusterClientConfiguration, GlideError, Script
 
 from common.runtime import Lazy
+from common.valkey_diagnosis import Diagnosis, diagnose
 from common.valkey_setup import (
     DELETE_IF_EQUAL_LUA,
-    Diagnosis,
     ValkeyAuthError,
     client_configuration,
     connection_failure,
     describe_error,
-    diagnose,
     is_auth_error,
 )
 

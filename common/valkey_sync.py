@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from glide_sync import GlideClient, GlideClusterClient, GlideClusterClientConfiguration, GlideError, Script
 
-from common.valkey_setup import Diagnosis, client_configuration, connection_failure
+from common.valkey_diagnosis import Diagnosis
+from common.valkey_setup import client_configuration, connection_failure
 
 if TYPE_CHECKING:
     from common.config import ValkeySettings
