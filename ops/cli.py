@@ -15,6 +15,9 @@ go before or after the command.
 Exit codes: 0 done; 1 an operation failed (unreachable, denied, a replay that could not move every
 valid message); 2 bad usage or configuration. Errors are one line on stderr, never a traceback.
 
+The commands live in ops/dlq_commands.py and ops/cache_commands.py (what they share in ops/shell.py);
+this module parses arguments, loads the configuration, dispatches and maps errors to exit codes.
+
 Everything runs on the process's one event loop (`common.runtime.run`), as GLIDE requires; heavy
 modules (aioboto3, GLIDE) are imported by the commands that need them.
 """
@@ -25,34 +28,23 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from common.boards import GLOBAL, BoardSyntaxError, validate_board
+from common.boards import GLOBAL
 from common.errors import LeaderboardError
-from common.messages import ALL_SCHEDULED, RefreshRequest
-from common.queue import deduplication_id
 from common.runtime import run
-from common.timeutil import iso_from_ms, now_ms
+from ops.cache_commands import cache_command, refresh_command
 from ops.config import OpsConfig
-from ops.dlq import HOLD_SECONDS, Validator, describe, format_age, show_body
-from ops.errors import OperationFailed, OpsError, UsageError
-
-if TYPE_CHECKING:
-    from ops.dlq import Peeked, Stats
-    from ops.replay import ReplaySummary
-    from ops.sqs import SqsAdmin
+from ops.dlq import HOLD_SECONDS
+from ops.dlq_commands import dlq_command, print_pending_summary
+from ops.errors import OpsError
+from ops.shell import Sleep
 
 __all__ = ["main"]
 
 PROG = "leaderboard-ops"
-Sleep = Callable[[float], Awaitable[None]]
-
-
-def _echo(line: str) -> None:
-    print(line, flush=True)
 
 
 # ---- argument parsing ----------------------------------------------------------------------------
@@ -195,251 +187,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# ---- commands ------------------------------------------------------------------------------------
-
-
-def _sqs(config: OpsConfig) -> SqsAdmin:
-    from ops.sqs import SqsAdmin
-
-    return SqsAdmin(config.region(), attempts=config.sqs_attempts())
-
-
-async def _resolve_queues(config: OpsConfig, sqs: SqsAdmin, *, need_queue: bool) -> tuple[str, str | None]:
-    """(DLQ URL, queue URL): as configured, else derived from each other through SQS."""
-    dlq, queue = config.dlq_url, config.queue_url
-    if dlq is None:
-        assert queue is not None  # checked before any client was made
-        arn = await sqs.dead_letter_target(queue)
-        if arn is None:
-            raise UsageError(f"the queue {queue} has no redrive policy, hence no DLQ: pass --dlq-url")
-        dlq = await sqs.url_of(arn)
-    if queue is None and need_queue:
-        sources = await sqs.dead_letter_sources(dlq)
-        if len(sources) != 1:
-            raise UsageError(
-                f"{len(sources)} queues use this DLQ, so the target is ambiguous: pass --queue-url"
-            )
-        queue = sources[0]
-    return dlq, queue
-
-
-async def _dlq(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
-    from ops import dlq as logic
-
-    if config.dlq_url is None and config.queue_url is None:
-        raise UsageError(
-            "the DLQ is not configured: set REFRESH_DLQ_URL or pass --dlq-url "
-            "(or REFRESH_QUEUE_URL / --queue-url, whose redrive policy names it)"
-        )
-    if args.dlq_command == "replay":
-        return await _replay(args, config, sleep)
-    async with _sqs(config) as sqs:
-        dlq_url, queue_url = await _resolve_queues(config, sqs, need_queue=False)
-        if args.dlq_command == "stats":
-            result = await logic.stats(sqs, dlq_url, queue_url, sample=max(0, args.sample))
-            _print_stats(result, dlq_url, queue_url)
-            return 0
-        found = await logic.peek(sqs, dlq_url, Validator(config.registry), limit=args.n)
-        _print_peek(found, dlq_url)
-        return 0
-
-
-async def _replay(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
-    """The summary is printed whatever happens: here when the run ends, else by `main` (an error
-    before or around the run, Ctrl-C), from `args.pending_summary`."""
-    from ops.replay import ReplaySummary, replay
-
-    summary = args.pending_summary = ReplaySummary()
-    async with _sqs(config) as sqs:
-        dlq_url, queue_url = await _resolve_queues(config, sqs, need_queue=True)
-        assert queue_url is not None
-        mode = " (dry run: nothing is sent or deleted)" if args.dry_run else ""
-        _echo(f"replaying {dlq_url} -> {queue_url}{mode}")
-        await replay(
-            sqs,
-            dlq_url,
-            queue_url,
-            Validator(config.registry),
-            limit=args.max,
-            dry_run=args.dry_run,
-            drop_invalid=args.drop_invalid,
-            rate=args.rate,
-            hold_seconds=args.hold,
-            sleep=sleep,
-            echo=_echo,
-            summary=summary,
-        )
-    args.pending_summary = None
-    _print_summary(summary, args.dry_run)
-    if summary.failed:
-        raise OperationFailed(_failure(summary))
-    return 0
-
-
-def _failure(summary: ReplaySummary) -> str:
-    parts = []
-    if summary.send_failed or summary.not_deleted:
-        parts.append(
-            f"{summary.send_failed + summary.not_deleted} message(s) could not be moved "
-            "(none was lost; see the lines above)"
-        )
-    if summary.drop_failed:
-        parts.append(f"{summary.drop_failed} invalid message(s) could not be dropped")
-    if summary.stopped_early:
-        parts.append(f"the run stopped early: {summary.stopped_early}")
-    return "; ".join(parts) + "; run the replay again"
-
-
-def _print_stats(result: Stats, dlq_url: str, queue_url: str | None) -> None:
-    _echo(f"DLQ    {dlq_url}")
-    _echo(f"  visible        {result.dlq.visible}")
-    _echo(f"  in flight      {result.dlq.in_flight}")
-    if result.oldest_sent_ms is None:
-        _echo("  oldest message -" if result.sampled == 0 else "  oldest message ? (no timestamp)")
-    else:
-        age = format_age((now_ms() - result.oldest_sent_ms) / 1000)
-        total = result.dlq.visible + result.dlq.in_flight
-        sampled = (
-            f"{result.sampled} of {total} read" if result.sampled < total else f"all {result.sampled} read"
-        )
-        _echo(f"  oldest message {age} (sent {iso_from_ms(result.oldest_sent_ms)}; {sampled})")
-    if result.queue is not None and queue_url is not None:
-        _echo(f"queue  {queue_url}")
-        _echo(f"  visible        {result.queue.visible}")
-        _echo(f"  in flight      {result.queue.in_flight}")
-        _echo(f"  delayed        {result.queue.delayed}")
-
-
-def _print_peek(found: list[Peeked], dlq_url: str) -> None:
-    _echo(f"{len(found)} message(s) from {dlq_url} (none consumed)")
-    for i, item in enumerate(found, 1):
-        _echo(f"#{i} {describe(item.message)}")
-        if item.request is not None:
-            r = item.request
-            _echo(f"   valid: board={r.board} reason={r.reason} requested_at={r.requested_at.isoformat()}")
-        else:
-            _echo(f"   INVALID: {item.problem}")
-        _echo(f"   body: {show_body(item.message.body)}")
-
-
-def _print_summary(summary: ReplaySummary, dry_run: bool) -> None:
-    if dry_run:
-        _echo(
-            f"summary (dry run): {summary.received} read, {summary.would_replay} would be replayed, "
-            f"{summary.invalid_kept} invalid; nothing changed"
-        )
-    else:
-        _echo(
-            f"summary: {summary.received} read, {summary.replayed} replayed, "
-            f"{summary.invalid_kept} invalid kept, {summary.dropped} invalid dropped, "
-            f"{summary.drop_failed} invalid not dropped, {summary.send_failed} not sent, "
-            f"{summary.not_deleted} sent but not deleted"
-        )
-    if summary.stopped_early:
-        _echo(f"  stopped early: {summary.stopped_early}")
-    if summary.dlq_after is not None:
-        after = summary.dlq_after
-        _echo(f"  DLQ after the run: {after.visible} visible, {after.in_flight} in flight")
-    if summary.renew_failed:
-        _echo(f"  {summary.renew_failed} hold renewal(s) failed (tracked by id: none was sent twice)")
-    for error in summary.errors:
-        _echo(f"  error: {error}")
-    if summary.invalid_kept and not dry_run:
-        _echo(
-            "  invalid messages stay in the DLQ: inspect them with `leaderboard-ops dlq peek`, "
-            "discard them with `leaderboard-ops dlq replay --drop-invalid`"
-        )
-
-
-def _print_pending_summary(args: argparse.Namespace) -> None:
-    """A replay that ended with an exception has not printed its summary yet: print what it did."""
-    summary: ReplaySummary | None = getattr(args, "pending_summary", None)
-    if summary is not None:
-        args.pending_summary = None
-        _print_summary(summary, args.dry_run)
-
-
-def _board(config: OpsConfig, raw: str, *, allow_all: bool = False) -> str:
-    if allow_all and raw == ALL_SCHEDULED:
-        return raw
-    try:
-        board = validate_board(raw)
-    except BoardSyntaxError as exc:
-        raise UsageError(f"--board: {exc}") from None
-    if not config.registry.allows(board):
-        raise UsageError(f"--board: {board!r} is not among LEADERBOARD_BOARDS")
-    return board
-
-
-async def _refresh(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
-
-    board = _board(config, args.board, allow_all=True)
-    if args.wait is not None and board == ALL_SCHEDULED:
-        raise UsageError("--wait needs one board: '*' names the worker's scheduled boards")
-    queue_url = config.require_queue_url()
-    if args.wait is None:
-        async with _sqs(config) as sqs:
-            await _send_refresh(sqs, queue_url, board)
-        return 0
-    settings = config.valkey()
-    from common.boards import KeySpace
-    from common.cache import LeaderboardCache
-    from common.valkey import ValkeyConnection
-    from ops.cache import wait_for_new_version
-
-    connection = ValkeyConnection(settings)
-    try:
-        cache = LeaderboardCache(connection, KeySpace(config.key_prefix))
-        before = await cache.read_header(board)
-        async with _sqs(config) as sqs:
-            await _send_refresh(sqs, queue_url, board)
-        version = before.version if before else None
-        _echo(f"waiting up to {args.wait:g} s for a snapshot newer than version {version or 'none'}")
-        header = await wait_for_new_version(cache, board, version, within=args.wait, sleep=sleep)
-    finally:
-        await connection.close()
-    if header is None:
-        raise OperationFailed(
-            f"no new snapshot of {board} within {args.wait:g} s (still version {version or 'none'}): "
-            "check the worker's logs and `leaderboard-ops dlq stats`"
-        )
-    _echo(
-        f"new snapshot: version {header.version}, generated_at {header.generated_at}, "
-        f"{header.size} entries (total {header.total})"
-    )
-    return 0
-
-
-async def _send_refresh(sqs: SqsAdmin, queue_url: str, board: str) -> None:
-    body = RefreshRequest(board=board, reason="manual", requested_at=datetime.now(UTC)).to_json()
-    await sqs.send(queue_url, body, group_id=board, dedup_id=deduplication_id(body))
-    _echo(f"sent {body} to {queue_url}")
-
-
-async def _cache(args: argparse.Namespace, config: OpsConfig) -> int:
-    board = _board(config, args.board)
-    settings = config.valkey()
-    from common.boards import KeySpace
-    from common.cache import LeaderboardCache
-    from common.valkey import ValkeyConnection
-    from ops.cache import inspect, render
-
-    connection = ValkeyConnection(settings)
-    try:
-        state = await inspect(connection, LeaderboardCache(connection, KeySpace(config.key_prefix)), board)
-    finally:
-        await connection.close()
-    for line in render(state, fresh_seconds=args.fresh_seconds or config.fresh_seconds):
-        _echo(line)
-    return 0
+# ---- commands (ops/dlq_commands.py, ops/cache_commands.py) ----------------------------------------
 
 
 async def _dispatch(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
     if args.command == "dlq":
-        return await _dlq(args, config, sleep)
+        return await dlq_command(args, config, sleep)
     if args.command == "refresh":
-        return await _refresh(args, config, sleep)
-    return await _cache(args, config)
+        return await refresh_command(args, config, sleep)
+    return await cache_command(args, config)
 
 
 def _dev_environment(args: argparse.Namespace, environ: Mapping[str, str] | None) -> Mapping[str, str] | None:
@@ -482,15 +238,15 @@ def main(
     except LeaderboardError as exc:  # CacheUnavailable, ValkeyAuthError: operational
         return _fail(args, str(exc), 1)
     except KeyboardInterrupt:
-        _print_pending_summary(args)
+        print_pending_summary(args)
         print(f"{PROG}: interrupted (held DLQ messages reappear within a minute)", file=sys.stderr)
         return 130
     except BaseException:
-        _print_pending_summary(args)  # a bug: say what was done before the traceback
+        print_pending_summary(args)  # a bug: say what was done before the traceback
         raise
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:
-    _print_pending_summary(args)
+    print_pending_summary(args)
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
     return code
