@@ -6,6 +6,7 @@ One fake per Protocol, each as simple as the behaviour the logic relies on and n
 - `FakeMetrics`: a `MetricSink` that only sums;
 - `FakeBoardStore`: the worker's `SnapshotStore` (refresh_worker.refresher): headers, staging, the version
   fence of `commit` and `apply_changes` (superseded, no snapshot, moved) as docs/layout.md describes it;
+- `FakeDelayedSender`: the redelivery's `DelayedSender` (refresh_worker.redelivery);
 - `FakeLock`: the `Locker` (acquire/renew/release by token, a lease another worker can take);
 - `FakeSource`: a `Source` with ranked pages (keyset cursor), a change feed with a horizon, and
   transient failures or a delay to inject.
@@ -253,6 +254,19 @@ def _sized(header: SnapshotHeader, size: int, total: int | None) -> SnapshotHead
         header.position,
         header.rebuilt_at_ms,
     )
+
+
+class FakeDelayedSender:
+    """The redelivery's DelayedSender: records each delayed re-send (body, delay, attributes)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, dict[str, str]]] = []
+
+    async def send_later(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
+        self.sent.append((body, delay_seconds, attributes))
+
+    async def close(self) -> None:
+        pass
 
 
 class FakeLock:

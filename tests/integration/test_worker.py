@@ -34,6 +34,7 @@ from refresh_worker.redelivery import Redelivery
 from testkit.engines import PostgresEngine, Queues, SqsEngine
 from testkit.event_source import SqsEventSource
 from testkit.postgrest import PostgrestEmulator
+from tests.fakes import FakeDelayedSender
 from tests.harness import CacheTools, ValkeyTarget
 from tests.support import FakeContext, log_lines, make_entries, sqs_event
 
@@ -244,25 +245,12 @@ def test_a_request_older_than_the_snapshot_is_acknowledged_without_fetching(
     assert source.calls == {}
 
 
-class FakeSender:
-    """Records the delayed re-sends (our DelayedSender interface)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, int, dict[str, str]]] = []
-
-    async def send_later(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
-        self.sent.append((body, delay_seconds, attributes))
-
-    async def close(self) -> None:
-        return None
-
-
 def test_two_workers_one_fetch(workers: WorkerHarness, clean_db: PostgresEngine) -> None:
     # Given two workers that receive a refresh for the same board at the same moment
     seed(clean_db, 10)
     slow, slow_source = workers.app([stall(0.5)])
     fast, fast_source = workers.app()
-    sender = FakeSender()
+    sender = FakeDelayedSender()
     fast.redelivery = Redelivery(sender, 3)
     body = request()
 

@@ -16,28 +16,17 @@ from common.messages import RefreshRequest
 from common.metrics import Metrics
 from refresh_worker.app import WorkerApp
 from refresh_worker.redelivery import Redelivery
-from tests.fakes import FakeBoardStore, FakeLock, FakeSource, ranked
+from tests.fakes import FakeBoardStore, FakeDelayedSender, FakeLock, FakeSource, ranked
 from tests.support import FakeContext, sqs_event
 
 ENV = {"VALKEY_HOST": "fake", "DATABASE_URL": "postgresql://db/x", "SOURCE_RETRY_ATTEMPTS": "1"}
-
-
-class FakeSender:
-    def __init__(self) -> None:
-        self.later: list[tuple[str, int, dict[str, str]]] = []
-
-    async def send_later(self, body: str, *, delay_seconds: int, attributes: dict[str, str]) -> None:
-        self.later.append((body, delay_seconds, attributes))
-
-    async def close(self) -> None:
-        pass
 
 
 class Given:
     def __init__(self, **env: str) -> None:
         self.settings = WorkerSettings.from_env(ENV | env)
         self.store, self.lock, self.source = FakeBoardStore(), FakeLock(), FakeSource()
-        self.sender = FakeSender()
+        self.sender = FakeDelayedSender()
         self.emf = io.StringIO()
         metrics = Metrics(self.settings.metrics_namespace, self.settings.service, self.emf)
         redelivery = Redelivery(self.sender, self.settings.locked_retry_seconds)
@@ -127,7 +116,7 @@ def test_a_locked_board_is_sent_again_later_and_acknowledged() -> None:
     g.lock.steal("global")
     event = sqs_event(request())
     assert g.invoke(event) == []
-    assert [(delay, attrs) for _, delay, attrs in g.sender.later] == [
+    assert [(delay, attrs) for _, delay, attrs in g.sender.sent] == [
         (g.settings.locked_retry_seconds, {"LockedRetries": "1"})
     ]
 
