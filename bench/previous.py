@@ -1,9 +1,17 @@
 """The API handler as it was before the synchronous read path (P1x), measured in the same run.
 
-The old handler is the code of commit PREVIOUS (main just before issue 15), checked out into a
-temporary git worktree. Both handlers define the same module names, so the old one runs in a child
-process (same Python, same virtualenv, pinned to the same CPU) that times rounds of calls on request:
-the rounds alternate with the new handler's, so machine noise hits both alike.
+The old handler is the code of commit PREVIOUS, checked out into a temporary git worktree: main's last
+commit before issue 15's synchronous read path landed (b19836b), i.e. the async GLIDE handler already
+on the v2 snapshot layout with the top list. Both handlers define the same module names, so the old
+one runs in a child process (same Python, same virtualenv, pinned to the same CPU) that times rounds
+of calls on request: the rounds alternate with the new handler's, so machine noise hits both alike.
+
+The child first serves the board the parent wrote (same board, same run). If its warm-up call is not
+a cache HIT (a PREVIOUS whose layout cannot read today's board: an old handler then takes every call
+as a MISS and waits for a refresh that never comes, which is how `python -m bench read` hung with a
+v1 PREVIOUS), it writes a board of its own with its own writer (its `bench.fixtures.Snapshots`, same
+rows) and serves that; the result says which (`previous_board`). Every reply from the child has a
+deadline, so a child that stops answering fails the run instead of hanging it.
 """
 
 from __future__ import annotations
@@ -11,21 +19,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench.fixtures import ROOT
 
 __all__ = ["PREVIOUS", "PreviousHandler", "previous_checkout", "previous_handler"]
 
-PREVIOUS = "020bb538f0394f3f971bf1084401499ce20a56d1"
+# main's last commit before b19836b ("API read path on valkey-glide-sync").
+PREVIOUS = "299e3666475cb02b58c024c1c67c11410f58a109"
+REPLY_TIMEOUT_S = 120.0
 
 # Runs in the child, with the old checkout first on sys.path: one warm container, timed on request.
 _CHILD = """
-import json, os, sys, time
+import json, os, sys, time, types
 sys.path.insert(0, sys.argv[1])
 out = sys.stdout
 sys.stdout = open(os.devnull, "w")  # its EMF lines, as in the parent
@@ -34,10 +46,33 @@ assert api_lambda.app.__file__.startswith(sys.argv[1]), api_lambda.app.__file__
 from api_lambda.app import build_app
 from bench.fixtures import Context, api_event
 config = json.loads(sys.argv[2])
-app = build_app(config["env"])
 event, context = api_event(query=config["query"]), Context()
-app.invoke(event, context, True)
-out.write("ready\\n"); out.flush()
+
+def cache_status(response):
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    return response.get("statusCode"), headers.get("x-cache")
+
+def warm(env):
+    app = build_app(env)
+    return app, cache_status(app.invoke(event, context, True))
+
+env = dict(config["env"], LEADERBOARD_MISS_WAIT_MS="0")  # a miss must not wait for a refresh here
+app, status = warm(env)
+board = "shared"
+if status != (200, "HIT"):
+    from bench.fixtures import Snapshots, entries
+    server = types.SimpleNamespace(host=env["VALKEY_HOST"], port=int(env["VALKEY_PORT"]))
+    own = env["LEADERBOARD_KEY"] + "-previous"
+    snapshots = Snapshots(server)
+    snapshots.write(own, entries(config["entries"]))
+    snapshots.close()
+    app, status = warm(dict(env, LEADERBOARD_KEY=own))
+    board = "own (its own writer: it could not read the shared board: %s %s)" % status
+if status != (200, "HIT"):
+    out.write(json.dumps({"error": "the previous handler answers %s %s, not 200 HIT" % status}) + "\\n")
+    out.flush()
+    sys.exit(1)
+out.write(json.dumps({"ready": True, "board": board}) + "\\n"); out.flush()
 for line in sys.stdin:
     n = int(line)
     clock = time.perf_counter_ns
@@ -53,15 +88,34 @@ for line in sys.stdin:
 class PreviousHandler:
     """The old handler in its child process: `time(n)` runs n invocations there and returns µs each."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], board: str) -> None:
         self._process = process
+        self.board = board
 
     def time(self, n: int) -> list[float]:
-        assert self._process.stdin is not None and self._process.stdout is not None
+        assert self._process.stdin is not None
         self._process.stdin.write(f"{n}\n")
         self._process.stdin.flush()
-        values: list[float] = json.loads(self._process.stdout.readline())
+        values: list[float] = _reply(self._process)
         return values
+
+
+def _reply(process: subprocess.Popen[str], timeout_s: float = REPLY_TIMEOUT_S) -> Any:
+    """The child's next line as JSON, or RuntimeError when it exits or says nothing within the timeout.
+
+    The child writes exactly one line per request, so the text buffer is empty whenever we wait here and
+    select() on the pipe sees everything."""
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+    if not ready:
+        raise RuntimeError(f"the previous handler did not answer within {timeout_s:.0f} s")
+    line = process.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the previous handler exited (code {process.wait()})")
+    reply = json.loads(line)
+    if isinstance(reply, dict) and "error" in reply:
+        raise RuntimeError(reply["error"])
+    return reply
 
 
 @contextlib.contextmanager
@@ -88,14 +142,19 @@ def previous_checkout() -> Iterator[Path | None]:
 
 
 @contextlib.contextmanager
-def previous_handler(env: dict[str, str], query: str, cpu: int | None) -> Iterator[PreviousHandler | None]:
-    """The old handler serving `query` on `env`, or None when there is no PREVIOUS to check out."""
+def previous_handler(
+    env: dict[str, str], query: str, cpu: int | None, entries: int
+) -> Iterator[PreviousHandler | None]:
+    """The old handler serving `query` on `env`'s board, or None when there is no PREVIOUS to check out.
+
+    `entries` is the size of the board the child writes itself if it cannot read the shared one."""
     with previous_checkout() as checkout:
         if checkout is None:
             yield None
             return
+        config = {"env": env, "query": query, "entries": entries}
         process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(checkout), json.dumps({"env": env, "query": query})],
+            [sys.executable, "-c", _CHILD, str(checkout), json.dumps(config)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -104,10 +163,8 @@ def previous_handler(env: dict[str, str], query: str, cpu: int | None) -> Iterat
         try:
             if cpu is not None:
                 os.sched_setaffinity(process.pid, {cpu})
-            assert process.stdout is not None
-            if process.stdout.readline().strip() != "ready":
-                raise RuntimeError("the previous handler did not start")
-            yield PreviousHandler(process)
+            started = _reply(process)
+            yield PreviousHandler(process, started["board"])
         finally:
             process.kill()
             process.wait()
