@@ -20,7 +20,6 @@ Synchronous on purpose: a cache hit is one blocking call on glide-sync and no ev
 from __future__ import annotations
 
 import contextlib
-import secrets
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -222,6 +221,8 @@ class LeaderboardService:
 
     def _request_refresh(self, board: str, reason: str) -> bool:
         """Send one refresh request per episode. Never raises: a failed request must not fail a read."""
+        import secrets  # not at import: a container that only serves hits never needs it (cold start)
+
         token = secrets.token_hex(8)
         try:
             if not self._cache.mark_refresh_requested(board, token, self._marker_ttl_ms):

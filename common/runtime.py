@@ -10,14 +10,19 @@ process-wide pipe that is read by the loop of the first client created. A client
 hears back while that first loop happens to be running, so two loops in one process hang. We fail fast
 instead: `run()` from a second thread raises. The local stack therefore runs each Lambda "container" as
 its own process, as Lambda does.
+
+`asyncio` is imported on first use, not at import: the API's handler imports this module for
+ContainerScoped and, on a cache hit, never runs a loop (asyncio is ~25 ms of its cold import).
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["ContainerScoped", "Lazy", "event_loop", "run"]
 
@@ -32,6 +37,8 @@ def event_loop() -> asyncio.AbstractEventLoop:
     global _loop, _owner  # noqa: PLW0603 - one loop per process, by design
     with _guard:
         if _loop is None or _loop.is_closed():
+            import asyncio
+
             _loop = asyncio.new_event_loop()
             _owner = threading.get_ident()
         elif _owner != threading.get_ident():
@@ -83,6 +90,8 @@ class Lazy(Generic[T]):
     async def get(self) -> T:
         if self.value is not None:
             return self.value
+        import asyncio  # loaded already: this coroutine runs on a loop
+
         if self._creating is None:
             self._creating = asyncio.ensure_future(self._factory())
         creating = self._creating
