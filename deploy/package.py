@@ -61,7 +61,7 @@ FUNCTIONS = {
         handler="api_lambda.handler.lambda_handler",
         extra="api",
         packages=("common", "api_lambda"),
-        lazy_imports=("aioboto3", "botocore.config", "botocore.exceptions"),
+        lazy_imports=("aioboto3", "botocore.config", "botocore.exceptions", "structlog", "asyncio"),
         forbidden=(
             "glide",  # the async client: the API reads with glide_sync
             "supabase",
