@@ -105,9 +105,22 @@ class RecentReads(Generic[R]):
         if self._max_entries <= 0:
             return
         header = read.header
+        slot = self._slots.get(key)
+        if (
+            slot is not None
+            and slot.read.header is header
+            and self._newest.get(header.board) == header.version
+            and slot.read.entries == read.entries
+        ):
+            # The common case, a page read again and unchanged (the reader hands out one header object
+            # per snapshot): the same bytes of the newest version, so only the time it was read changes.
+            slot.read, slot.stored_at = read, self._clock()
+            self._slots.move_to_end(key)
+            return
         newest = self._newest.get(header.board)
         if newest is not None and header.version < newest:
             self._forget_board(header.board)
+            slot = None  # forgotten with the rest of the board
             log.warning(
                 "near_cache_version_went_back", board=header.board, version=header.version, newest=newest
             )
@@ -117,8 +130,7 @@ class RecentReads(Generic[R]):
         size = sum(map(len, entries)) + _ENTRY_OVERHEAD * (len(entries) + 1)
         if size > self._max_bytes:
             return
-        slot = self._slots.get(key)
-        if slot is not None:  # the common case, a page read again: update it in place
+        if slot is not None:  # a page read again, changed: update it in place
             self._bytes += size - slot.size
             slot.read, slot.stored_at, slot.size = read, self._clock(), size
             self._slots.move_to_end(key)

@@ -76,11 +76,14 @@ class Metrics:
         head = self._served.get(key)
         if head is None:
             head = self._head(board, ((count_metric, COUNT), ("SnapshotAge", SECONDS)))
+            head = f'{head},"{count_metric}":1,"SnapshotAge":'
             if len(self._served) < 256:
                 self._served[key] = head
         age = round(age_seconds, 3) if math.isfinite(age_seconds) else 0
-        now = time.time_ns() // 1_000_000
-        self._write(f'{{"_aws":{{"Timestamp":{now}{head},"{count_metric}":1,"SnapshotAge":{age}}}\n')
+        # One write and one flush, inline: every cache hit writes this line.
+        stream = self._stream or sys.stdout
+        stream.write(f'{{"_aws":{{"Timestamp":{time.time_ns() // 1_000_000}{head}{age}}}\n')
+        stream.flush()
 
     def _head(self, board: str, metrics: tuple[tuple[str, str], ...]) -> str:
         definitions = ",".join(f'{{"Name":"{name}","Unit":"{unit}"}}' for name, unit in metrics)

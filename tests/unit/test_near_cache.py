@@ -103,3 +103,25 @@ def test_zero_entries_keeps_nothing() -> None:
     reads.remember("a", page())
     assert reads.last("a") is None
     assert len(reads) == 0
+
+
+def test_the_same_read_again_renews_the_entry_and_a_changed_one_replaces_it() -> None:
+    # Given a page remembered once
+    clock = Clock()
+    reads = recent(clock)
+    first = page(entries=2, size=10)
+    reads.remember("a", first)
+    size = reads.size_bytes
+    # When the same snapshot's same bytes are read again later (the reader's one header object)
+    clock.now += 0.9
+    again = Page(first.header, 0, [bytes(e) for e in first.entries])
+    reads.remember("a", again)
+    # Then the entry is the new read, near for a full window from now, and its size is unchanged
+    clock.now += 0.9
+    assert reads.near("a") is again
+    assert reads.size_bytes == size
+    # When the same header comes back with other bytes, the entry and its size follow them
+    changed = Page(first.header, 0, [b"y" * 50, b"y" * 50])
+    reads.remember("a", changed)
+    assert reads.last("a") is changed
+    assert reads.size_bytes == size + 80
