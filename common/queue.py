@@ -8,7 +8,6 @@ local stack), the region from `AWS_REGION`, else from the queue URL.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from contextlib import AsyncExitStack
@@ -45,6 +44,8 @@ class RefreshQueue(Protocol):
 def deduplication_id(body: str) -> str:
     """For FIFO queues (one message group per board). The body carries its millisecond `requested_at`,
     so distinct requests are never dropped as duplicates, while an SDK retry of the same send is."""
+    import hashlib  # on the first send only: ~5 ms of the API's cold import
+
     return hashlib.sha256(body.encode()).hexdigest()
 
 

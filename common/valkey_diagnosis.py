@@ -9,12 +9,12 @@ valkey-io/valkey-glide-ruby#268). So when creating a client fails for a reason o
 
 from __future__ import annotations
 
-import socket
-import ssl
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import ssl
+
     from common.config import ValkeySettings
 
 __all__ = ["Diagnosis", "diagnose"]
@@ -69,6 +69,9 @@ def _look(settings: ValkeySettings, progress: list[str], deadline: float) -> byt
         return remaining
 
     progress.append("connect")
+    import socket  # on the failure path only: socket and ssl are ~20 ms of the API's cold import
+    import ssl
+
     sock = socket.create_connection((settings.host, settings.port), timeout=left())
     try:
         if settings.tls:
@@ -93,6 +96,9 @@ def _hung_up(settings: ValkeySettings) -> str:
 
 
 def _network_problem(exc: BaseException, stage: str, settings: ValkeySettings) -> str:
+    import socket  # loaded already by _look
+    import ssl
+
     ms = settings.connect_timeout_ms
     if isinstance(exc, TimeoutError):
         problem = {

@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 
-LOADED_ON_FIRST_USE = ("structlog", "asyncio", "logging", "aioboto3", "botocore", "glide", "secrets")
+LOADED_ON_FIRST_USE = (
+    "structlog", "asyncio", "logging", "aioboto3", "botocore", "glide", "secrets", "ssl", "socket", "hashlib",
+)  # fmt: skip
 
 
 def _loaded_after(statements: str) -> list[str]:
