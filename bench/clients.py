@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,12 +65,13 @@ def run_clients(import_runs: int = 7) -> dict[str, Any]:
             rounds=5,
         )
         os.sched_setaffinity(0, everything)
-    for imports in ("import glide", "import glide_sync"):
-        _cold(imports)
     cold: dict[str, list[float]] = {"glide": [], "glide_sync": []}
-    for _ in range(import_runs):
-        for name, values in cold.items():
-            values.append(_cold(f"import {name}"))
+    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as pycache:
+        for imports in ("import glide", "import glide_sync"):
+            _cold(imports, None, pycache, write=True)
+        for _ in range(import_runs):
+            for name, values in cold.items():
+                values.append(_cold(f"import {name}", None, pycache))
     med = {name: statistics.median(values) for name, values in cold.items()}
     raw = {name: sample.as_dict() for name, sample in samples.items()}
     return {
