@@ -280,9 +280,17 @@ def parse_event(event: Any) -> Request:
         raise bad_request("invalid_request", "the event is not an API Gateway HTTP request")
     context = event.get("requestContext")
     context = context if isinstance(context, dict) else {}
-    if event.get("version") == "2.0":
-        return _parse_v2(event, context)
-    method = _as_str(event.get("httpMethod"))
+    fields = _fields_v2(event, context) if event.get("version") == "2.0" else _fields_v1(event, context)
+    return _request(context, *fields)
+
+
+# method, route path, link path, query, version, If-None-Match, Origin, Access-Control-Request-Method
+_Fields = tuple[
+    str | None, str | None, str | None, dict[str, list[str]], str, str | None, str | None, str | None
+]
+
+
+def _fields_v1(event: dict[str, Any], context: dict[str, Any]) -> _Fields:
     route_path = _as_str(event.get("path"))
     # REST API's `path` has no stage; links need it, and requestContext.path has it.
     context_path = _as_str(context.get("path"))
@@ -291,20 +299,13 @@ def parse_event(event: Any) -> Request:
     )
     query = _query_v1(event.get("queryStringParameters"), event.get("multiValueQueryStringParameters"))
     raw, multi = event.get("headers"), event.get("multiValueHeaders")
-    return _request(
-        method,
-        route_path,
-        link_path,
-        query,
-        context,
-        "1.0",
-        _header_v1(raw, multi, "if-none-match"),
-        _header_v1(raw, multi, "origin"),
-        _header_v1(raw, multi, "access-control-request-method"),
-    )
+    header = _header_v1
+    method = _as_str(event.get("httpMethod"))
+    return (method, route_path, link_path, query, "1.0", header(raw, multi, "if-none-match"),
+            header(raw, multi, "origin"), header(raw, multi, "access-control-request-method"))  # fmt: skip
 
 
-def _parse_v2(event: dict[str, Any], context: dict[str, Any]) -> Request:
+def _fields_v2(event: dict[str, Any], context: dict[str, Any]) -> _Fields:
     """Payload 2.0, the hot path: its header names come lowercased, so the three we read are three
     lookups in one dict (about a third of the cost of parsing the event through the general helpers)."""
     http = context.get("http")
@@ -314,27 +315,17 @@ def _parse_v2(event: dict[str, Any], context: dict[str, Any]) -> Request:
     route_path = _strip_stage(link_path, _as_str(context.get("stage"))) if link_path else None
     query = _query_v2(_as_str(event.get("rawQueryString")) or "")
     headers = event.get("headers")
-    if not isinstance(headers, dict):
-        headers = {}
-    return _request(
-        method,
-        route_path,
-        link_path,
-        query,
-        context,
-        "2.0",
-        _as_str(headers.get("if-none-match")),
-        _as_str(headers.get("origin")),
-        _as_str(headers.get("access-control-request-method")),
-    )
+    get = headers.get if isinstance(headers, dict) else {}.get
+    return (method, route_path, link_path, query, "2.0", _as_str(get("if-none-match")),
+            _as_str(get("origin")), _as_str(get("access-control-request-method")))  # fmt: skip
 
 
 def _request(
+    context: dict[str, Any],
     method: str | None,
     route_path: str | None,
     link_path: str | None,
     query: dict[str, list[str]],
-    context: dict[str, Any],
     version: str,
     if_none_match: str | None,
     origin: str | None,

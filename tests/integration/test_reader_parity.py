@@ -9,6 +9,7 @@ are written twice (once per client): this is what keeps the twins from drifting 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -37,20 +38,22 @@ def reader(cache_tools: CacheTools) -> Iterator[SnapshotReader]:
     connection.close()
 
 
+T = TypeVar("T", Page, UserWindow)
+
+
+def _same(async_reply: T | None, sync_reply: T | None) -> T:
+    """What both clients answered, after checking it is the same (and not "no snapshot")."""
+    assert sync_reply == async_reply
+    assert sync_reply is not None
+    return sync_reply
+
+
 def _both_pages(cache: LeaderboardCache, reader: SnapshotReader, offset: int, count: int) -> Page:
-    async_page = run(cache.read_page(BOARD, offset, count))
-    sync_page = reader.read_page(BOARD, offset, count)
-    assert sync_page == async_page
-    assert sync_page is not None
-    return sync_page
+    return _same(run(cache.read_page(BOARD, offset, count)), reader.read_page(BOARD, offset, count))
 
 
 def _both_windows(cache: LeaderboardCache, reader: SnapshotReader, user_id: str, around: int) -> UserWindow:
-    async_window = run(cache.read_user(BOARD, user_id, around))
-    sync_window = reader.read_user(BOARD, user_id, around)
-    assert sync_window == async_window
-    assert sync_window is not None
-    return sync_window
+    return _same(run(cache.read_user(BOARD, user_id, around)), reader.read_user(BOARD, user_id, around))
 
 
 def test_pages_past_the_top_list_are_the_same_on_both_clients(
