@@ -35,6 +35,7 @@ from api_lambda.service import (
 from common.boards import GLOBAL, BoardSyntaxError, KeySpace, validate_board
 from common.config import ApiSettings, ConfigError
 from common.errors import CacheUnavailable
+from common.known_boards import KnownBoardsReader
 from common.logs import bind_invocation, get_logger
 from common.metrics import Metrics
 from common.models import USER_ID
@@ -93,7 +94,8 @@ class ApiApp:
         self.cache = cache
         self.queue = queue
         self.metrics = metrics
-        self.service = LeaderboardService(settings, cache, BlockingRefreshQueue(queue), metrics)
+        known = KnownBoardsReader(connection, settings.boards.key)  # common.known_boards
+        self.service = LeaderboardService(settings, cache, BlockingRefreshQueue(queue), metrics, known=known)
         self.caching = CachePolicy(
             fresh_seconds=settings.boards.fresh_seconds,
             stale_max_age=settings.stale_max_age_seconds,

@@ -95,6 +95,10 @@ class RecentReads(Generic[R]):
         self._slots.move_to_end(key)
         return slot.read
 
+    def has_read(self, board: str) -> bool:
+        """Whether this container has read a snapshot of `board` (as long as it remembers the board)."""
+        return board in self._newest
+
     def last(self, key: Hashable) -> R | None:
         """The last read of `key` this container made, however old (for stale-if-error)."""
         slot = self._slots.get(key)

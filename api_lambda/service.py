@@ -9,8 +9,11 @@ Synchronous on purpose: a cache hit is one blocking call on glide-sync and no ev
 - Stale snapshot: serve it at once (STALE) and request a refresh. The "refresh requested" marker (SET NX
   with an expiry) makes one caller per stale episode send the message, however many read at once. If
   the send fails, that caller removes its marker so the next stale read tries again.
-- No snapshot (first deploy, flushed cache): request a refresh, then wait a bounded time for the worker
-  to fill the cache (MISS), else 503 warming_up with Retry-After.
+- No snapshot (first deploy, flushed cache): a challenge or season board that the published set of
+  known boards does not hold is a 404 at once (`common.known_boards`: no refresh request, no wait).
+  Otherwise request a refresh, then wait a bounded time for the worker to fill the cache (MISS), else
+  503 warming_up with Retry-After. Boards this container has never served wait only out of a budget
+  of the container's time (`api_lambda.miss_budget`).
 - Stale beyond LEADERBOARD_MAX_STALE_SECONDS (when set): 503 — the operator prefers no answer to an old one.
 - Valkey fails or times out: what this container last read for the same request is served (STALE,
   `served_on_error`) while its snapshot is within LEADERBOARD_STALE_IF_ERROR_SECONDS of going stale;
@@ -26,8 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from api_lambda.miss_budget import MissWaitBudget
 from api_lambda.near_cache import RecentReads
+from common.boards import GLOBAL
 from common.errors import CacheUnavailable
+from common.known_boards import checked_against_catalog
 from common.logs import get_logger
 from common.messages import RefreshRequest
 from common.queue import QueueUnavailable
@@ -67,6 +73,12 @@ class SnapshotStore(Protocol):
     def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool: ...
 
     def clear_refresh_request(self, board: str, token: str) -> None: ...
+
+
+class KnownBoards(Protocol):
+    """The published set of the source's boards (`common.known_boards.KnownBoardsReader` fits)."""
+
+    def lookup(self, board: str) -> bool | None: ...
 
 
 class RefreshSender(Protocol):
@@ -127,13 +139,19 @@ class LeaderboardService:
         queue: RefreshSender,
         metrics: MetricSink | None = None,
         *,
+        known: KnownBoards | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
         self._cache = cache
         self._queue = queue
         self._metrics = metrics
+        self._known = known
         self._sleep = sleep  # between polls of a cold miss (tests step a worker in here)
+        self._clock = clock  # the cold miss's wait and its budget (monotonic, like `deadline`)
+        self._registry = settings.boards.boards
+        self._budget = MissWaitBudget(settings.miss_wait_ms / 1000, clock=clock)
         self._fresh_ms = settings.boards.fresh_seconds * 1000
         self._max_stale_ms = (settings.max_stale_seconds or 0) * 1000
         self._marker_ttl_ms = settings.boards.refresh_marker_seconds * 1000
@@ -244,17 +262,46 @@ class LeaderboardService:
             self._metrics.add("RefreshRequests")
         return True
 
+    def _familiar(self, board: str) -> bool:
+        """Whether a cold miss of `board` may wait the full LEADERBOARD_MISS_WAIT_MS (miss_budget)."""
+        return (
+            board == GLOBAL
+            or board in self._registry.names
+            or self._pages.has_read(board)
+            or self._users.has_read(board)
+        )
+
     def _wait_for_fill(self, board: str, read: Callable[[], R | None], deadline: float | None) -> R:
-        """No snapshot: ask for one and poll for it until LEADERBOARD_MISS_WAIT_MS (or `deadline`)."""
+        """No snapshot: ask for one and poll for it until LEADERBOARD_MISS_WAIT_MS (or `deadline`), or
+        less for a board this container has never served (the budget's share)."""
+        if (
+            self._known is not None
+            and checked_against_catalog(board, self._registry)
+            and self._known.lookup(board) is False
+        ):
+            raise UnknownBoard(board)  # the source has no such board: no request, no wait
         if self._cache.is_absent(board):
             raise UnknownBoard(board)
         if not self._request_refresh(board, "miss"):
             raise WarmingUp(board)
-        until = time.monotonic() + self._settings.miss_wait_ms / 1000
+        started = self._clock()
+        wait = self._settings.miss_wait_ms / 1000
         if deadline is not None:  # answer warming_up ourselves rather than let the Lambda time out
-            until = min(until, deadline)
+            wait = min(wait, deadline - started)
+        budgeted = not self._familiar(board)
+        if budgeted:
+            wanted, wait = wait, self._budget.take(wait)
+            if wait < wanted and self._metrics is not None:
+                self._metrics.add("MissWaitCut")  # the budget for never-served boards ran low
+        try:
+            return self._poll(board, read, started + wait)
+        finally:
+            if budgeted:
+                self._budget.give_back(started + wait - self._clock())
+
+    def _poll(self, board: str, read: Callable[[], R | None], until: float) -> R:
         delay = 0.02
-        while (left := until - time.monotonic()) > 0:
+        while (left := until - self._clock()) > 0:
             self._sleep(min(delay, left))
             delay = min(delay * 1.5, 0.2)
             found = read()

@@ -34,7 +34,9 @@ from common.periods import final_after_ms
 from common.queue import SqsRefreshQueue
 from common.runtime import run
 from common.sources import Source, create_source
+from common.sources.base import catalog_of
 from common.valkey import ValkeyConnection
+from refresh_worker.known import KnownBoardsPublisher
 from refresh_worker.redelivery import Pending, Redelivery
 from refresh_worker.refresher import Mode, Outcome, Refresher
 
@@ -68,8 +70,10 @@ class WorkerApp:
         source: Source,
         metrics: Metrics,
         redelivery: Redelivery | None = None,
+        known: KnownBoardsPublisher | None = None,
     ) -> None:
         self.settings = settings
+        self.known = known  # None: the source cannot list its boards; nothing is published
         self.redelivery = redelivery or Redelivery(None, settings.locked_retry_seconds)
         self.connection = connection
         self.cache = cache
@@ -100,6 +104,7 @@ class WorkerApp:
         """Returns the message ids to report as failed."""
         failures: list[str] = []
         work: dict[str, _BoardWork] = {}
+        scheduled = False
         for record in records:
             message_id = record.get("messageId") if isinstance(record, dict) else None
             if not isinstance(message_id, str):
@@ -118,6 +123,7 @@ class WorkerApp:
                 self.metrics.add("MessagesRejected")
                 failures.append(message_id)
                 continue
+            scheduled = scheduled or request.board == ALL_SCHEDULED
             for board in boards:
                 item = work.setdefault(board, _BoardWork(board))
                 item.reasons.add(request.reason)
@@ -125,6 +131,11 @@ class WorkerApp:
                 item.messages.append(Pending.of(message_id, record))
         if failures:
             self.metrics.flush("-")
+        if scheduled and self.known is not None:
+            # Once per batch that holds a schedule message, before its refreshes (common.known_boards).
+            metrics = self.metrics.child()
+            await self.known.publish(metrics)
+            metrics.flush(ALL_SCHEDULED)
         semaphore = asyncio.Semaphore(MAX_PARALLEL_BOARDS)
 
         async def one(item: _BoardWork) -> tuple[list[str], list[Pending]]:
@@ -171,6 +182,8 @@ class WorkerApp:
             metrics.add("RefreshFailures")
             metrics.flush(self.settings.boards.boards.metric_dimension(item.board))
             return item.message_ids, []
+        if self.known is not None and result.outcome in (Outcome.REFRESHED, Outcome.ABSENT):
+            await self.known.observed(item.board, present=result.outcome is Outcome.REFRESHED)
         if result.outcome is not Outcome.REFRESHED:
             log.info("refresh_skipped", board=item.board, reason=reason, outcome=str(result.outcome),
                      version=result.version, messages=len(item.message_ids))  # fmt: skip
@@ -212,12 +225,20 @@ def build_app(environ: Mapping[str, str] | None = None) -> WorkerApp:
     keys = KeySpace(settings.boards.key)
     url = settings.queue_url
     sender = SqsRefreshQueue(url) if url and not url.endswith(".fifo") else None
+    source = create_source(settings.source)
+    catalog = catalog_of(source)
+    known = None
+    if catalog is not None:
+        from common.known_store import KnownBoardsStore
+
+        known = KnownBoardsPublisher(catalog, KnownBoardsStore(connection, settings.boards.key))
     return WorkerApp(
         settings,
         connection,
         LeaderboardCache(connection, keys),
         RefreshLock(connection, keys),
-        create_source(settings.source),
+        source,
         Metrics(settings.metrics_namespace, settings.service),
         Redelivery(sender, settings.locked_retry_seconds),
+        known,
     )

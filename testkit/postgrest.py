@@ -1,12 +1,12 @@
 """An httpx transport that answers supabase-py the way PostgREST does (tests and benchmarks).
 
-`rpc/leaderboard_page` and `rpc/leaderboard_changes` are executed on the real PostgreSQL (so the SQL
-under test is the SQL that ships). Rows come back serialized as PostgREST serializes them (uuid and
-timestamptz as strings; `max_rows` cuts row sets as Supabase's "max rows" does); a function returning
-one jsonb value comes back as that JSON value, uncut. SQL errors come back as PostgREST reports them:
-HTTP 400 with the SQLSTATE as `code` (so LB001, "position too old", reaches the client as code LB001).
-Faults can be scripted per request: HTTP errors with PostgREST-shaped bodies, HTML error pages,
-timeouts, refused connections, malformed JSON.
+`rpc/leaderboard_page`, `rpc/leaderboard_changes` and `rpc/leaderboard_known_boards` are executed on the
+real PostgreSQL (so the SQL under test is the SQL that ships). Rows come back serialized as PostgREST
+serializes them (uuid and timestamptz as strings; `max_rows` cuts row sets as Supabase's "max rows"
+does); a function returning one jsonb value comes back as that JSON value, uncut. SQL errors come back as
+PostgREST reports them: HTTP 400 with the SQLSTATE as `code` (so LB001, "position too old", reaches the
+client as code LB001). Faults can be scripted per request: HTTP errors with PostgREST-shaped bodies, HTML
+error pages, timeouts, refused connections, malformed JSON.
 """
 
 from __future__ import annotations
@@ -39,7 +39,13 @@ CHANGES_SQL = (
     "select public.leaderboard_changes($1::text, $2::text::bigint, coalesce($3::text::int, 1000), "
     "coalesce($4::text::boolean, false))::text"
 )
-FUNCTIONS = {"leaderboard_page": (ARGS, SQL), "leaderboard_changes": (CHANGES_ARGS, CHANGES_SQL)}
+KNOWN_SQL = "select public.leaderboard_known_boards()::text"
+FUNCTIONS = {
+    "leaderboard_page": (ARGS, SQL),
+    "leaderboard_changes": (CHANGES_ARGS, CHANGES_SQL),
+    "leaderboard_known_boards": ([], KNOWN_SQL),
+}
+JSON_VALUED = ("leaderboard_changes", "leaderboard_known_boards")  # one jsonb value, never cut
 
 Fault = Callable[[httpx.Request], httpx.Response]
 
@@ -115,7 +121,7 @@ class PostgrestEmulator:
         args = [None if params.get(a) is None else _text(params[a]) for a in names]
         conn = self._conn or await asyncpg.connect(self.dsn)
         try:
-            if function == "leaderboard_changes":
+            if function in JSON_VALUED:
                 value = await conn.fetchval(sql, *args)
                 return httpx.Response(
                     200, content=value.encode(), headers={"content-type": "application/json"}, request=request

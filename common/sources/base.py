@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from common.errors import SourceError, SourceUnavailable
@@ -21,12 +21,15 @@ from common.snapshot import MAX_SCORE
 from common.timeutil import iso_micros_from_datetime, parse_iso
 
 __all__ = [
+    "BoardCatalog",
     "ChangePage",
     "Cursor",
     "Source",
     "SourcePage",
+    "catalog_of",
     "change_page_from_reply",
     "entry_from_row",
+    "known_boards_from_reply",
     "one_attempt",
 ]
 
@@ -95,6 +98,41 @@ class Source(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BoardCatalog(Protocol):
+    """A source that can list its boards (SQL `leaderboard_known_boards`). The HTTP upstream cannot:
+    with it, nothing is published and the API keeps asking the source about every name (README)."""
+
+    async def known_boards(self) -> frozenset[str]:
+        """Every `challenge:<id>` with a result and every `season:<id>` in the table (one call, uncut by
+        PostgREST's max rows). Raises SourceUnavailable (transient) or SourceError (permanent)."""
+        ...
+
+
+def catalog_of(source: object) -> BoardCatalog | None:
+    """`source` itself if it can list its boards, else None."""
+    return source if isinstance(source, BoardCatalog) else None
+
+
+def known_boards_from_reply(reply: Any) -> frozenset[str]:
+    """Validate `leaderboard_known_boards`' JSON array: only challenge and season names, well-formed
+    (they become members of a Valkey set and are compared with request names)."""
+    from common.boards import BoardSyntaxError, validate_board
+
+    if not isinstance(reply, list):
+        raise SourceError("malformed known-boards reply: expected a JSON array")
+    boards: set[str] = set()
+    for name in reply:
+        if not isinstance(name, str) or not name.startswith(("challenge:", "season:")):
+            raise SourceError("malformed known-boards reply: expected challenge:<id> and season:<id> names")
+        try:
+            validate_board(name)
+        except BoardSyntaxError:
+            raise SourceError("malformed known-boards reply: a board name is not valid") from None
+        boards.add(name)
+    return frozenset(boards)
 
 
 async def one_attempt(what: str, timeout_ms: int, attempt: Awaitable[T]) -> T:

@@ -18,6 +18,7 @@ from common.sources.base import (
     Cursor,
     SourcePage,
     change_page_from_reply,
+    known_boards_from_reply,
     one_attempt,
     page_from_rows,
 )
@@ -30,6 +31,7 @@ __all__ = ["PostgresSource"]
 _FIRST = "select * from public.leaderboard_page($1, $2)"
 _NEXT = "select * from public.leaderboard_page($1, $2, $3, $4, $5::uuid, $6, $7)"
 _CHANGES = "select public.leaderboard_changes($1, $2, $3, $4)::text"
+_KNOWN = "select public.leaderboard_known_boards()::text"
 T = TypeVar("T")
 
 
@@ -139,6 +141,21 @@ class PostgresSource:
         except (TypeError, ValueError):
             raise SourceError("postgres: leaderboard_changes did not return JSON") from None
         return change_page_from_reply(reply)
+
+    async def known_boards(self) -> frozenset[str]:
+        """One attempt, under one deadline like a page."""
+        return await one_attempt("postgres", self._timeout_ms, self._known_boards())
+
+    async def _known_boards(self) -> frozenset[str]:
+        async def query(conn: Any) -> Any:
+            return await conn.fetchval(_KNOWN)
+
+        raw = await self._run(query)
+        try:
+            reply = json.loads(raw)
+        except (TypeError, ValueError):
+            raise SourceError("postgres: leaderboard_known_boards did not return JSON") from None
+        return known_boards_from_reply(reply)
 
     async def close(self) -> None:
         pool = self._pool.take()

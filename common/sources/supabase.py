@@ -23,6 +23,7 @@ from common.sources.base import (
     Cursor,
     SourcePage,
     change_page_from_reply,
+    known_boards_from_reply,
     one_attempt,
     page_from_rows,
 )
@@ -174,6 +175,10 @@ class SupabaseSource:
             params["p_with_total"] = True
         # One jsonb value, not rows: max rows does not cut it; the function itself returns <= 1000 changes.
         return change_page_from_reply(await self._rpc("leaderboard_changes", params))
+
+    async def known_boards(self) -> frozenset[str]:
+        # One jsonb array: max rows does not cut it, however many challenges there are.
+        return known_boards_from_reply(await self._rpc("leaderboard_known_boards", {}))
 
     async def close(self) -> None:
         self._client.take()
