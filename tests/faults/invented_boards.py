@@ -1,5 +1,6 @@
 """An API container that asks for invented challenge boards as fast as it can (R8_invented_boards;
-`python -m tests.faults.invented_boards ENV_JSON COUNT`).
+`python -m tests.faults.invented_boards ENV_JSON COUNT [invented|global]`; `global`: the same container
+reading the global board instead, the control that shows what sharing the machine's cores costs).
 
 It runs at the lowest CPU priority: in production an attacker's requests run in other Lambda containers,
 on other hosts, so its own Python must not take the measured reader's core on a 2-core test machine; what
@@ -20,7 +21,7 @@ from common.runtime import run
 from tests.support import FakeContext, http_event
 
 
-def main(env: dict[str, str], count: int) -> dict[str, object]:
+def main(env: dict[str, str], count: int, mode: str = "invented") -> dict[str, object]:
     os.nice(19)
     app = build_app(env)
     assert isinstance(app, ApiApp), app
@@ -29,7 +30,8 @@ def main(env: dict[str, str], count: int) -> dict[str, object]:
     started = time.monotonic()
     try:
         for n in range(count):
-            event = http_event("/leaderboard", {"board": f"challenge:invented-{os.getpid()}-{n}"})
+            board = f"challenge:invented-{os.getpid()}-{n}" if mode == "invented" else "global"
+            event = http_event("/leaderboard", {"board": board})
             statuses[app.invoke(event, context, cold_start=False)["statusCode"]] += 1
     finally:
         run(app.close())
@@ -37,4 +39,4 @@ def main(env: dict[str, str], count: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(json.loads(sys.argv[1]), int(sys.argv[2]))), flush=True)
+    print(json.dumps(main(json.loads(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])), flush=True)
