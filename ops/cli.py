@@ -5,6 +5,7 @@
     leaderboard-ops dlq replay [--dry-run] ...     move DLQ messages back to the refresh queue
     leaderboard-ops refresh [--board B] [--wait S] ask for a refresh now, optionally wait for it
     leaderboard-ops cache show [--board B]         what Valkey holds for a board
+    leaderboard-ops boards show|publish [--wait S] the published set of known boards (ops/boards.py)
 
 Configuration is the functions' own environment (REFRESH_QUEUE_URL, VALKEY_*, LEADERBOARD_KEY,
 LEADERBOARD_BOARDS, LEADERBOARD_FRESH_SECONDS, ...) plus REFRESH_DLQ_URL; flags override. AWS
@@ -15,8 +16,9 @@ go before or after the command.
 Exit codes: 0 done; 1 an operation failed (unreachable, denied, a replay that could not move every
 valid message); 2 bad usage or configuration. Errors are one line on stderr, never a traceback.
 
-The commands live in ops/dlq_commands.py and ops/cache_commands.py (what they share in ops/shell.py);
-this module parses arguments, loads the configuration, dispatches and maps errors to exit codes.
+The commands live in ops/dlq_commands.py, ops/cache_commands.py and ops/boards.py (what they share in
+ops/shell.py); this module parses arguments, loads the configuration, dispatches and maps errors to
+exit codes.
 
 Everything runs on the process's one event loop (`common.runtime.run`), as GLIDE requires; heavy
 modules (aioboto3, GLIDE) are imported by the commands that need them.
@@ -40,7 +42,7 @@ from ops.config import OpsConfig
 from ops.dlq import HOLD_SECONDS
 from ops.dlq_commands import dlq_command, print_pending_summary
 from ops.errors import OpsError
-from ops.shell import Sleep
+from ops.shell import Sleep, echo
 
 __all__ = ["main"]
 
@@ -184,10 +186,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="judge freshness by this window (default: $LEADERBOARD_FRESH_SECONDS, the API's setting)",
     )
+    from ops import boards
+
+    boards.add_parser(commands, [flags])
     return parser
 
 
-# ---- commands (ops/dlq_commands.py, ops/cache_commands.py) ----------------------------------------
+# ---- commands (ops/dlq_commands.py, ops/cache_commands.py, ops/boards.py) -----------------------------
 
 
 async def _dispatch(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -> int:
@@ -195,6 +200,10 @@ async def _dispatch(args: argparse.Namespace, config: OpsConfig, sleep: Sleep) -
         return await dlq_command(args, config, sleep)
     if args.command == "refresh":
         return await refresh_command(args, config, sleep)
+    if args.command == "boards":
+        from ops import boards
+
+        return await boards.command(args, config, sleep, echo)
     return await cache_command(args, config)
 
 

@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import asyncpg
 import boto3
 import pytest
 
@@ -118,3 +121,39 @@ def test_dev_info_reads_the_same_environment_from_the_info_file(stack: StackProc
     assert {"REFRESH_QUEUE_URL", "REFRESH_DLQ_URL", "AWS_ENDPOINT_URL_SQS", "VALKEY_HOST", "VALKEY_PORT",
             "LEADERBOARD_FRESH_SECONDS"} <= set(info["ops_env"])  # fmt: skip
     assert "VALKEY_PASSWORD" not in info["ops_env"] and "DATABASE_URL" not in info["ops_env"]
+
+
+def test_boards_publish_makes_a_challenge_created_since_the_last_publication_readable(
+    stack: StackProcess,
+) -> None:
+    # Given the worker published the known boards once
+    ok(ops_via_export_block(stack, "boards", "publish", "--wait", "30"))
+
+    # and then a challenge is created (its first result is submitted)
+    async def submit() -> None:
+        conn = await asyncpg.connect(stack.info["database_url"])
+        try:
+            await conn.execute(
+                "insert into challenge_results (user_id, username, challenge_id, score) "
+                "values ($1, $2, $3, $4)",
+                uuid.uuid4(), "Newcomer", "brand-new", 42,
+            )  # fmt: skip
+        finally:
+            await conn.close()
+
+    asyncio.run(submit())
+
+    def status(board: str) -> int:
+        return stack.get("/leaderboard", board=board).status_code
+
+    # When a reader asks for it: Then it is unknown until the next publication (a 404 at once)
+    show = ok(ops_via_export_block(stack, "boards", "show", "--board", "challenge:brand-new"))
+    assert "NOT in the set" in show, show
+    assert status("challenge:brand-new") == 404
+    # When the operator forces a publication
+    published = ok(ops_via_export_block(stack, "boards", "publish", "--wait", "30"))
+    # Then the worker published a set that holds it, and the board is served
+    assert re.search(r"published: \d+ board\(s\)", published), published
+    show = ok(ops_via_dev_info(stack, "boards", "show", "--board", "challenge:brand-new"))
+    assert "in the set: served" in show, show
+    assert eventually(lambda: status("challenge:brand-new") == 200)
