@@ -252,6 +252,8 @@ class ApiApp:
             "Cache-Control": (
                 self.caching.cache_control_on_error(view.age_seconds)
                 if view.served_on_error
+                else self.caching.cache_control_closed()
+                if view.header.closed
                 else self.caching.cache_control(view.age_seconds)
             ),
             "ETag": etag,

@@ -97,6 +97,9 @@ class Response:
         return {"statusCode": self.status, "headers": headers, "body": body, "isBase64Encoded": False}
 
 
+CLOSED_MAX_AGE = 86_400  # a day: a past week's board is final, a cache need not ask again sooner
+
+
 @dataclass(frozen=True, slots=True)
 class CachePolicy:
     """How long caches may keep an answer, from the snapshot's age (README "HTTP caching" says why).
@@ -137,6 +140,11 @@ class CachePolicy:
             max_age = min(max_age, room)
             swr, sie = min(swr, room - max_age), min(sie, room - max_age)
         return _cache_control(max_age, swr, sie)
+
+    def cache_control_closed(self) -> str:
+        """A closed board (its period ended and the snapshot is final): it never changes again, so
+        caches may keep it long (CLOSED_MAX_AGE)."""
+        return _cache_control(CLOSED_MAX_AGE, self.stale_while_revalidate, self.stale_if_error)
 
     def cache_control_on_error(self, age_seconds: float) -> str:
         """The container's last copy, answered because Valkey failed (stale-if-error at the origin):

@@ -6,7 +6,8 @@ Synchronous on purpose: a cache hit is one blocking call on glide-sync and no ev
 - Near hit: this container read the same thing less than LEADERBOARD_NEAR_CACHE_MS ago, of the board's
   newest version, and the snapshot is still fresh: served again without a round trip (HIT).
 - Fresh snapshot: serve it (HIT).
-- Stale snapshot: serve it at once (STALE) and request a refresh. The "refresh requested" marker (SET NX
+- Stale snapshot: serve it at once (STALE) and request a refresh; a closed one (docs/layout.md "Closed
+  boards") is never stale: HIT, no request. The "refresh requested" marker (SET NX
   with an expiry) makes one caller per stale episode send the message, however many read at once. If
   the send fails, that caller removes its marker so the next stale read tries again.
 - No snapshot (first deploy, flushed cache): a challenge or season board that the published set of
@@ -231,7 +232,10 @@ class LeaderboardService:
 
     def _stale(self, header: SnapshotHeader, age_ms: int) -> str:
         """A stale snapshot: ask for a refresh (once per episode), then serve it unless it is too old.
-        Kept out of line: the fresh hit path checks the age inline and never enters here."""
+        Kept out of line: the fresh hit path checks the age inline and never enters here. A closed
+        snapshot (a period that ended, read after its grace) never changes again: fresh forever."""
+        if header.closed:
+            return HIT
         self._request_refresh(header.board, "stale")
         if self._max_stale_ms and age_ms > self._max_stale_ms:
             raise SnapshotTooOld(header.board)

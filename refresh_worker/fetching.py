@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from common.config import WorkerSettings
     from common.models import Change
     from common.sources import ChangePage, Cursor, Source, SourcePage
+    from common.sources.base import BoardCatalog, BoardPeriod
 
 __all__ = ["Feed", "SourceCalls"]
 
@@ -61,6 +62,10 @@ class SourceCalls:
         )
         self.rows += len(page.changes)
         return page
+
+    async def period(self, catalog: BoardCatalog) -> BoardPeriod:
+        """Whether the board's period exists and when it ends (`leaderboard_board_period`)."""
+        return await self._call(lambda: catalog.board_period(self._board))
 
     async def changes_since(self, after: int, *, max_rows: int | None, with_total: bool) -> Feed | None:
         """Page through the feed until caught up; None as soon as there are more than `max_rows`

@@ -21,6 +21,12 @@ lost ends the refresh as LEASE_LOST (the request is retried shortly). If the wri
 anyway, nothing breaks: staged keys expire by themselves, and the fencing refuses it if a later worker
 has stored a newer snapshot meanwhile.
 If even the minimum budget is not there, the refresh is not started: the message goes back to the queue.
+
+Period boards (docs/layout.md, "Time boards" and "Closed boards"). The header carries the period's end
+(`ends_at_ms`: from the name for weeks and months, from `leaderboard_board_period` for seasons) and
+`closed` once the snapshot was generated FINAL_GRACE_MS after it; a closed board is not rebuilt by the
+periodic reconciliation. A season the source knows but with no results yet is an empty board, not an
+absent one (only a source that can say so: `BoardCatalog`; others treat an empty season as absent).
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from common.boards import empty_means_absent
 from common.cache import Applied, Delta, Swap
 from common.errors import LeaderboardError, PositionLost
 from common.logs import get_logger
+from common.periods import FINAL_GRACE_MS, PeriodError, parse_period
 from common.snapshot import SnapshotHeader
+from common.sources.base import catalog_of
 from common.timeutil import now_ms
 from refresh_worker.fetching import SourceCalls
 from refresh_worker.heartbeat import Heartbeat, LeaseLost
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from common.config import WorkerSettings
     from common.lock import Lease
     from common.sources import Source
+    from common.sources.base import BoardCatalog
 
 __all__ = ["Mode", "NotEnoughTime", "Outcome", "RefreshResult", "Refresher", "SnapshotStore"]
 
@@ -122,12 +131,45 @@ class _Run:
         return self.heartbeat.staging_ttl_ms
 
 
+@dataclass(frozen=True, slots=True)
+class _PeriodState:
+    known: bool | None  # None: not a period board, or the source cannot say
+    ends_at_ms: int | None
+
+    def header_fields(self, generated_at_ms: int) -> tuple[int | None, bool]:
+        """(ends_at_ms, closed) for a snapshot generated at `generated_at_ms`."""
+        end = self.ends_at_ms
+        return end, end is not None and generated_at_ms >= end + FINAL_GRACE_MS
+
+
 class Refresher:
-    def __init__(self, settings: WorkerSettings, cache: SnapshotStore, lock: Locker, source: Source) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        cache: SnapshotStore,
+        lock: Locker,
+        source: Source,
+        catalog: BoardCatalog | None = None,
+    ) -> None:
         self._settings = settings
         self._cache = cache
         self._lock = lock
         self._source = source
+        self._catalog = catalog or catalog_of(source)
+
+    async def _period(self, run: _Run) -> _PeriodState:
+        """What the header needs to know about a period board (one source call for a season)."""
+        board = run.board
+        if board.startswith(("week:", "month:")):
+            try:
+                period = parse_period(board)
+            except PeriodError:
+                return _PeriodState(False, None)
+            return _PeriodState(True, None if period is None else period.end_ms)
+        if board.startswith("season:") and self._catalog is not None:
+            info = await run.calls.period(self._catalog)
+            return _PeriodState(info.known, info.ends_at_ms)
+        return _PeriodState(None, None)
 
     async def refresh(
         self, board: str, reason: str, requested_at_ms: int, remaining_ms: int
@@ -209,7 +251,8 @@ class Refresher:
         age_ms = now_ms() - header.rebuilt_at_ms
         reasons = (
             ("source_changed", header.source != self._source.name),
-            ("periodic", s.rebuild_seconds > 0 and age_ms >= s.rebuild_seconds * 1000),
+            # a closed board no longer changes: nothing to reconcile
+            ("periodic", s.rebuild_seconds > 0 and not header.closed and age_ms >= s.rebuild_seconds * 1000),
             ("size_changed", (cap == 0 and capped) or (cap > 0 and header.size > cap)),
             # players left a capped board: who comes next is not stored
             ("board_not_full", cap > 0 and capped and header.size < min(cap, header.total)),
@@ -229,6 +272,7 @@ class Refresher:
             raise _Rebuild("position_lost", forced=True) from None
         if feed is None:
             raise _Rebuild("too_many_changes")
+        ends_at_ms, closed = (await self._period(run)).header_fields(generated_at_ms)
         source_ms = (time.monotonic() - run.started) * 1000
         header = SnapshotHeader(
             board=run.board,
@@ -239,6 +283,8 @@ class Refresher:
             source=self._source.name,
             position=feed.head,
             rebuilt_at_ms=stored.rebuilt_at_ms,
+            ends_at_ms=ends_at_ms,
+            closed=closed,
         )
         run.heartbeat.check()
         write_started = time.monotonic()
@@ -285,8 +331,9 @@ class Refresher:
         except BaseException:
             await self._cache.discard_staging(board, version)
             raise
+        period = await self._period(run)
         source_ms = (time.monotonic() - run.started) * 1000
-        if staged.first_page_empty and empty_means_absent(board):
+        if staged.first_page_empty and empty_means_absent(board) and period.known is not True:
             await self._cache.discard_staging(board, version)
             await self._cache.mark_absent(board, version, s.boards.fresh_seconds * 1000)
             return RefreshResult(board, Outcome.ABSENT, version, 0, source_ms, 0.0, run.calls.attempts)
@@ -305,6 +352,8 @@ class Refresher:
             source=self._source.name,
             position=staged.position,
             rebuilt_at_ms=generated_at_ms,
+            ends_at_ms=period.header_fields(generated_at_ms)[0],
+            closed=period.header_fields(generated_at_ms)[1],
         )
         run.heartbeat.check()
         write_started = time.monotonic()

@@ -40,12 +40,15 @@ CHANGES_SQL = (
     "coalesce($4::text::boolean, false))::text"
 )
 KNOWN_SQL = "select public.leaderboard_known_boards()::text"
+PERIOD_SQL = "select public.leaderboard_board_period($1::text)::text"
 FUNCTIONS = {
     "leaderboard_page": (ARGS, SQL),
     "leaderboard_changes": (CHANGES_ARGS, CHANGES_SQL),
     "leaderboard_known_boards": ([], KNOWN_SQL),
+    "leaderboard_board_period": (["p_board"], PERIOD_SQL),
 }
-JSON_VALUED = ("leaderboard_changes", "leaderboard_known_boards")  # one jsonb value, never cut
+# One jsonb value each, never cut by max rows.
+JSON_VALUED = ("leaderboard_changes", "leaderboard_known_boards", "leaderboard_board_period")
 
 Fault = Callable[[httpx.Request], httpx.Response]
 

@@ -154,6 +154,11 @@ class SnapshotHeader:
     `rebuilt_at_ms` when it was last read whole; `boundary` (LEADERBOARD_SIZE in effect and the board
     held more players than that) is the member of the last player kept: the snapshot holds every player
     whose member sorts at or before it, so a delta can tell who belongs on a capped board.
+
+    `ends_at_ms` is the end of a week, month or season board's period (None for global and challenge
+    boards); `closed` says the snapshot was generated at least FINAL_GRACE_MS after it (common.periods):
+    the board no longer changes, so the API serves it as fresh forever and the periodic reconciliation
+    skips it (docs/layout.md, "Closed boards").
     """
 
     board: str
@@ -165,6 +170,8 @@ class SnapshotHeader:
     position: int | None = None
     rebuilt_at_ms: int = 0
     boundary: bytes | None = None
+    ends_at_ms: int | None = None
+    closed: bool = False
     # Formatted once per snapshot, not once per request (the decoded header is reused across reads).
     generated_at: str = field(init=False, compare=False, repr=False)
 
@@ -184,6 +191,8 @@ class SnapshotHeader:
                 "generated_at_ms": self.generated_at_ms,
                 "rebuilt_at_ms": self.rebuilt_at_ms,
                 "source": self.source,
+                "ends_at_ms": self.ends_at_ms,
+                "closed": self.closed,
             },
             separators=(",", ":"),
         )
@@ -206,6 +215,7 @@ class SnapshotHeader:
                 return None
             position = data.get("position")
             boundary = data.get("boundary")
+            ends_at_ms = data.get("ends_at_ms")
             return cls(
                 board=str(data["board"]),
                 version=int(data["version"]),
@@ -216,6 +226,8 @@ class SnapshotHeader:
                 position=None if position is None else int(position),
                 rebuilt_at_ms=int(data.get("rebuilt_at_ms") or 0),
                 boundary=None if boundary is None else bytes.fromhex(boundary),
+                ends_at_ms=None if ends_at_ms is None else int(ends_at_ms),
+                closed=data.get("closed") is True,
             )
         except (ValueError, KeyError, TypeError):
             return None

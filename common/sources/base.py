@@ -22,6 +22,7 @@ from common.timeutil import iso_micros_from_datetime, parse_iso
 
 __all__ = [
     "BoardCatalog",
+    "BoardPeriod",
     "ChangePage",
     "Cursor",
     "Source",
@@ -31,6 +32,7 @@ __all__ = [
     "entry_from_row",
     "known_boards_from_reply",
     "one_attempt",
+    "period_from_reply",
 ]
 
 FEED_MAX_ROWS = 1000  # leaderboard_changes returns at most this many changes per call (Supabase's max rows)
@@ -109,6 +111,38 @@ class BoardCatalog(Protocol):
         """Every `challenge:<id>` with a result and every `season:<id>` in the table (one call, uncut by
         PostgREST's max rows). Raises SourceUnavailable (transient) or SourceError (permanent)."""
         ...
+
+    async def board_period(self, board: str) -> BoardPeriod:
+        """`leaderboard_board_period(board)`: whether a week, month or season board exists, and its range."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BoardPeriod:
+    board: str
+    known: bool
+    starts_at_ms: int | None
+    ends_at_ms: int | None
+
+
+def period_from_reply(reply: Any) -> BoardPeriod:
+    """Validate `leaderboard_board_period`'s JSON object."""
+    if not isinstance(reply, Mapping) or not isinstance(reply.get("board"), str):
+        raise SourceError("malformed board-period reply: expected a JSON object with a board")
+    known = reply.get("known")
+    if not isinstance(known, bool):
+        raise SourceError("malformed board-period reply: known must be true or false")
+    times: list[int | None] = []
+    for name in ("starts_at", "ends_at"):
+        value = reply.get(name)
+        if value is None and not known:
+            times.append(None)
+            continue
+        try:
+            times.append(int(parse_iso(str(value)).timestamp() * 1000))
+        except ValueError:
+            raise SourceError(f"malformed board-period reply: {name} must be ISO-8601") from None
+    return BoardPeriod(str(reply["board"]), known, times[0], times[1])
 
 
 def catalog_of(source: object) -> BoardCatalog | None:

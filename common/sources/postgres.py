@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from common.errors import PositionLost, SourceError, SourceUnavailable
 from common.runtime import Lazy
 from common.sources.base import (
+    BoardPeriod,
     ChangePage,
     Cursor,
     SourcePage,
@@ -21,6 +22,7 @@ from common.sources.base import (
     known_boards_from_reply,
     one_attempt,
     page_from_rows,
+    period_from_reply,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ _FIRST = "select * from public.leaderboard_page($1, $2)"
 _NEXT = "select * from public.leaderboard_page($1, $2, $3, $4, $5::uuid, $6, $7)"
 _CHANGES = "select public.leaderboard_changes($1, $2, $3, $4)::text"
 _KNOWN = "select public.leaderboard_known_boards()::text"
+_PERIOD = "select public.leaderboard_board_period($1)::text"
 T = TypeVar("T")
 
 
@@ -156,6 +159,20 @@ class PostgresSource:
         except (TypeError, ValueError):
             raise SourceError("postgres: leaderboard_known_boards did not return JSON") from None
         return known_boards_from_reply(reply)
+
+    async def board_period(self, board: str) -> BoardPeriod:
+        return await one_attempt("postgres", self._timeout_ms, self._board_period(board))
+
+    async def _board_period(self, board: str) -> BoardPeriod:
+        async def query(conn: Any) -> Any:
+            return await conn.fetchval(_PERIOD, board)
+
+        raw = await self._run(query)
+        try:
+            reply = json.loads(raw)
+        except (TypeError, ValueError):
+            raise SourceError("postgres: leaderboard_board_period did not return JSON") from None
+        return period_from_reply(reply)
 
     async def close(self) -> None:
         pool = self._pool.take()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from common.errors import PositionLost, SourceError, SourceUnavailable
 from common.runtime import Lazy
 from common.sources.base import (
+    BoardPeriod,
     ChangePage,
     Cursor,
     SourcePage,
@@ -26,6 +27,7 @@ from common.sources.base import (
     known_boards_from_reply,
     one_attempt,
     page_from_rows,
+    period_from_reply,
 )
 
 if TYPE_CHECKING:
@@ -179,6 +181,9 @@ class SupabaseSource:
     async def known_boards(self) -> frozenset[str]:
         # One jsonb array: max rows does not cut it, however many challenges there are.
         return known_boards_from_reply(await self._rpc("leaderboard_known_boards", {}))
+
+    async def board_period(self, board: str) -> BoardPeriod:
+        return period_from_reply(await self._rpc("leaderboard_board_period", {"p_board": board}))
 
     async def close(self) -> None:
         self._client.take()
