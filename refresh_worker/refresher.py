@@ -40,12 +40,12 @@ from common.boards import empty_means_absent
 from common.cache import Applied, Delta, Swap
 from common.errors import LeaderboardError, PositionLost
 from common.logs import get_logger
-from common.periods import FINAL_GRACE_MS, PeriodError, parse_period
 from common.snapshot import SnapshotHeader
 from common.sources.base import catalog_of
 from common.timeutil import now_ms
 from refresh_worker.fetching import SourceCalls
 from refresh_worker.heartbeat import Heartbeat, LeaseLost
+from refresh_worker.period_state import period_state
 from refresh_worker.rebuild import Plan, Stager, read_into_staging
 
 if TYPE_CHECKING:
@@ -131,17 +131,6 @@ class _Run:
         return self.heartbeat.staging_ttl_ms
 
 
-@dataclass(frozen=True, slots=True)
-class _PeriodState:
-    known: bool | None  # None: not a period board, or the source cannot say
-    ends_at_ms: int | None
-
-    def header_fields(self, generated_at_ms: int) -> tuple[int | None, bool]:
-        """(ends_at_ms, closed) for a snapshot generated at `generated_at_ms`."""
-        end = self.ends_at_ms
-        return end, end is not None and generated_at_ms >= end + FINAL_GRACE_MS
-
-
 class Refresher:
     def __init__(
         self,
@@ -156,20 +145,6 @@ class Refresher:
         self._lock = lock
         self._source = source
         self._catalog = catalog or catalog_of(source)
-
-    async def _period(self, run: _Run) -> _PeriodState:
-        """What the header needs to know about a period board (one source call for a season)."""
-        board = run.board
-        if board.startswith(("week:", "month:")):
-            try:
-                period = parse_period(board)
-            except PeriodError:
-                return _PeriodState(False, None)
-            return _PeriodState(True, None if period is None else period.end_ms)
-        if board.startswith("season:") and self._catalog is not None:
-            info = await run.calls.period(self._catalog)
-            return _PeriodState(info.known, info.ends_at_ms)
-        return _PeriodState(None, None)
 
     async def refresh(
         self, board: str, reason: str, requested_at_ms: int, remaining_ms: int
@@ -272,7 +247,9 @@ class Refresher:
             raise _Rebuild("position_lost", forced=True) from None
         if feed is None:
             raise _Rebuild("too_many_changes")
-        ends_at_ms, closed = (await self._period(run)).header_fields(generated_at_ms)
+        ends_at_ms, closed = (await period_state(run.board, run.calls, self._catalog)).header_fields(
+            generated_at_ms
+        )
         source_ms = (time.monotonic() - run.started) * 1000
         header = SnapshotHeader(
             board=run.board,
@@ -331,7 +308,7 @@ class Refresher:
         except BaseException:
             await self._cache.discard_staging(board, version)
             raise
-        period = await self._period(run)
+        period = await period_state(board, run.calls, self._catalog)
         source_ms = (time.monotonic() - run.started) * 1000
         if staged.first_page_empty and empty_means_absent(board) and period.known is not True:
             await self._cache.discard_staging(board, version)
