@@ -135,44 +135,34 @@ class PostgresSource:
         )
 
     async def _fetch_changes(self, board: str, after: int | None, limit: int, with_total: bool) -> ChangePage:
-        async def query(conn: Any) -> Any:
-            return await conn.fetchval(_CHANGES, board, after, limit, with_total)
-
-        raw = await self._run(query)
-        try:
-            reply = json.loads(raw)
-        except (TypeError, ValueError):
-            raise SourceError("postgres: leaderboard_changes did not return JSON") from None
-        return change_page_from_reply(reply)
+        return change_page_from_reply(
+            await self._json("leaderboard_changes", _CHANGES, board, after, limit, with_total)
+        )
 
     async def known_boards(self) -> frozenset[str]:
         """One attempt, under one deadline like a page."""
         return await one_attempt("postgres", self._timeout_ms, self._known_boards())
 
     async def _known_boards(self) -> frozenset[str]:
-        async def query(conn: Any) -> Any:
-            return await conn.fetchval(_KNOWN)
-
-        raw = await self._run(query)
-        try:
-            reply = json.loads(raw)
-        except (TypeError, ValueError):
-            raise SourceError("postgres: leaderboard_known_boards did not return JSON") from None
-        return known_boards_from_reply(reply)
+        return known_boards_from_reply(await self._json("leaderboard_known_boards", _KNOWN))
 
     async def board_period(self, board: str) -> BoardPeriod:
         return await one_attempt("postgres", self._timeout_ms, self._board_period(board))
 
     async def _board_period(self, board: str) -> BoardPeriod:
+        return period_from_reply(await self._json("leaderboard_board_period", _PERIOD, board))
+
+    async def _json(self, function: str, sql: str, *args: Any) -> Any:
+        """One of our functions that return a single jsonb value (sent as text, parsed here)."""
+
         async def query(conn: Any) -> Any:
-            return await conn.fetchval(_PERIOD, board)
+            return await conn.fetchval(sql, *args)
 
         raw = await self._run(query)
         try:
-            reply = json.loads(raw)
+            return json.loads(raw)
         except (TypeError, ValueError):
-            raise SourceError("postgres: leaderboard_board_period did not return JSON") from None
-        return period_from_reply(reply)
+            raise SourceError(f"postgres: {function} did not return JSON") from None
 
     async def close(self) -> None:
         pool = self._pool.take()

@@ -78,6 +78,16 @@ def schedule(app: WorkerApp) -> None:
     assert app.invoke(sqs_event(request("*", "schedule")), FakeContext(), True) == {"batchItemFailures": []}
 
 
+def published(
+    workers: WorkerHarness, api_factory: Any, db: PostgresEngine
+) -> tuple[WorkerApp, FaultySource, ApiHarness]:
+    """Challenge "a" with three players, published by one schedule run, and an API."""
+    seed(db, 3, challenge="a")
+    worker, source = with_publisher(workers)
+    schedule(worker)
+    return worker, source, api_factory(LEADERBOARD_BOARDS=BOARDS)
+
+
 def test_the_source_lists_challenges_with_results_and_every_season(db: PostgresEngine) -> None:
     # Given random results over 40 challenges, of which some are then deleted again, and two seasons
     rng = random.Random(14)
@@ -172,10 +182,7 @@ def test_an_unknown_challenge_costs_no_message_no_query_and_no_wait(
 def test_a_new_challenge_is_readable_after_the_next_publication(
     workers: WorkerHarness, api_factory: Any, cache_tools: CacheTools, db: PostgresEngine
 ) -> None:
-    seed(db, 3, challenge="a")
-    worker, _ = with_publisher(workers)
-    schedule(worker)
-    api: ApiHarness = api_factory(LEADERBOARD_BOARDS=BOARDS)
+    worker, _, api = published(workers, api_factory, db)
     # Given a challenge created after the publication: unknown until the next one
     seed(db, 3, challenge="fresh", base=100)
     assert api.get("/leaderboard", {"board": "challenge:fresh"})["statusCode"] == 404
@@ -195,10 +202,7 @@ def test_a_new_challenge_is_readable_after_the_next_publication(
 def test_without_a_publication_the_api_asks_the_source_as_before(
     workers: WorkerHarness, api_factory: Any, cache_tools: CacheTools, db: PostgresEngine
 ) -> None:
-    seed(db, 3, challenge="a")
-    worker, source = with_publisher(workers)
-    schedule(worker)
-    api: ApiHarness = api_factory(LEADERBOARD_BOARDS=BOARDS)
+    worker, source, api = published(workers, api_factory, db)
     # Given the set was evicted (or never published: a source that cannot list its boards)
     cache_tools.command("DEL", KnownBoardKeys.for_prefix(workers.prefix).known)
     # When a reader asks for an invented challenge
