@@ -35,7 +35,7 @@ from api_lambda.service import (
 from common.boards import GLOBAL, BoardSyntaxError, KeySpace, validate_board
 from common.config import ApiSettings, ConfigError
 from common.errors import CacheUnavailable
-from common.known_boards import KnownBoardsReader
+from common.known_reader import KnownBoardsReader
 from common.logs import bind_invocation, get_logger
 from common.metrics import Metrics
 from common.models import USER_ID
@@ -94,7 +94,7 @@ class ApiApp:
         self.cache = cache
         self.queue = queue
         self.metrics = metrics
-        known = KnownBoardsReader(connection, settings.boards.key)  # common.known_boards
+        known = KnownBoardsReader(connection, settings.boards.key)  # common.known_boards explains
         self.service = LeaderboardService(settings, cache, BlockingRefreshQueue(queue), metrics, known=known)
         self.caching = CachePolicy(
             fresh_seconds=settings.boards.fresh_seconds,

@@ -77,7 +77,7 @@ class SnapshotStore(Protocol):
 
 
 class KnownBoards(Protocol):
-    """The published set of the source's boards (`common.known_boards.KnownBoardsReader` fits)."""
+    """The published set of the source's boards (`common.known_reader.KnownBoardsReader` fits)."""
 
     def lookup(self, board: str) -> bool | None: ...
 

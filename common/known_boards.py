@@ -21,8 +21,9 @@ it non-empty (a listed or manually refreshed challenge), or removes it when a re
 So a challenge created after the last publication is readable within one schedule period
 (RefreshScheduleMinutes, 5 by default) plus one refresh.
 
-This module is the API's half (keys, which boards are checked, the synchronous lookup); the worker's
-and the CLI's writes are `common.known_store`.
+This module holds the keys and the rules and imports no client (the worker imports it too); the API's
+lookup is `common.known_reader` (synchronous client), the worker's and the CLI's writes
+`common.known_store` (async client).
 """
 
 from __future__ import annotations
@@ -30,19 +31,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from glide_sync import GlideError
-
-from common.valkey_setup import unavailable
-
 if TYPE_CHECKING:
     from common.boards import BoardRegistry
-    from common.valkey_sync import SyncValkeyConnection
 
 __all__ = [
     "PUBLICATION_TTL_MS",
     "PUBLISHED",
     "KnownBoardKeys",
-    "KnownBoardsReader",
     "checked_against_catalog",
 ]
 
@@ -66,22 +61,3 @@ def checked_against_catalog(board: str, registry: BoardRegistry) -> bool:
     """Whether a cold miss of `board` must be in the published set to be waited for: challenge and
     season boards that only a pattern allows."""
     return board.startswith(CHECKED_KINDS) and board not in registry.names
-
-
-class KnownBoardsReader:
-    """The API's lookup (synchronous client): one SMISMEMBER, on the miss path only."""
-
-    def __init__(self, connection: SyncValkeyConnection, prefix: str) -> None:
-        self._connection = connection
-        self._key = KnownBoardKeys.for_prefix(prefix).known
-
-    def lookup(self, board: str) -> bool | None:
-        """True: the source has the board; False: it has not (as of the last publication); None: no
-        publication to go by (never published, expired, evicted): ask the source as before."""
-        try:
-            member, published = self._connection.client().smismember(self._key, [board, PUBLISHED])
-        except GlideError as exc:
-            raise unavailable(exc, "checking the known boards") from None
-        if not published:
-            return None
-        return bool(member)

@@ -19,7 +19,7 @@ from common.sources.postgres import PostgresSource
 from common.sources.supabase import SupabaseSource
 from refresh_worker.app import WorkerApp
 from refresh_worker.known import KnownBoardsPublisher
-from testkit.engines import PostgresEngine
+from testkit.engines import PostgresEngine, migrations
 from testkit.postgrest import PostgrestEmulator
 from tests.harness import ApiHarness, CacheTools
 from tests.integration.test_worker import FaultySource, WorkerHarness, clean_db, request, seed, workers
@@ -241,3 +241,32 @@ def test_refreshes_keep_the_published_set_in_step_and_listed_boards_are_never_ch
     }
     assert cache_tools.command("SISMEMBER", known, "challenge:a") == 0
     assert api.get("/leaderboard", {"board": "challenge:a"})["statusCode"] == 404
+
+
+def test_only_privileged_roles_may_list_the_boards(db: PostgresEngine) -> None:
+    async def go() -> dict[str, bool]:
+        conn = await asyncpg.connect(db.uri)
+        try:
+            for role in ("anon", "authenticated", "service_role"):
+                await conn.execute(
+                    f"do $$ begin if not exists (select 1 from pg_roles where rolname = '{role}') then "
+                    f"create role {role} nologin; end if; end $$"
+                )
+            # the grants are made for roles that exist when the migration runs (as on Supabase)
+            await conn.execute("set client_min_messages = warning")
+            known = next(path for path in migrations() if path.name.endswith("_known_boards.sql"))
+            await conn.execute(known.read_text())
+            allowed: dict[str, bool] = {}
+            for role in ("anon", "authenticated", "service_role"):
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f"set local role {role}")
+                        await conn.fetchval("select public.leaderboard_known_boards()")
+                    allowed[role] = True
+                except asyncpg.InsufficientPrivilegeError:
+                    allowed[role] = False
+            return allowed
+        finally:
+            await conn.close()
+
+    assert run(go()) == {"anon": False, "authenticated": False, "service_role": True}
