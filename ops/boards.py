@@ -25,6 +25,7 @@ from common.queue import deduplication_id
 from common.timeutil import iso_from_ms, now_ms
 from ops.dlq import format_age
 from ops.errors import OperationFailed, UsageError
+from ops.shell import Sleep, sqs_admin
 
 if TYPE_CHECKING:
     from common.known_store import KnownBoardsStore, Publication
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "command"]
 
-Sleep = Callable[[float], Awaitable[None]]
 Echo = Callable[[str], None]
 
 
@@ -113,8 +113,6 @@ async def _show(args: argparse.Namespace, config: OpsConfig, echo: Echo) -> int:
 
 
 async def _publish(args: argparse.Namespace, config: OpsConfig, sleep: Sleep, echo: Echo) -> int:
-    from ops.sqs import SqsAdmin
-
     if args.wait is not None and not 0 <= args.wait < float("inf"):
         raise UsageError("--wait must be 0 or more")
     queue_url = args.queue_url or config.require_queue_url()
@@ -122,7 +120,7 @@ async def _publish(args: argparse.Namespace, config: OpsConfig, sleep: Sleep, ec
     if args.wait is not None:
         before = await _with_store(config, lambda store: store.publication())
     body = RefreshRequest(ALL_SCHEDULED, "manual", datetime.now(UTC)).to_json()
-    async with SqsAdmin(config.region(), attempts=config.sqs_attempts()) as sqs:
+    async with sqs_admin(config) as sqs:
         await sqs.send(queue_url, body, group_id="schedule", dedup_id=deduplication_id(body))
     echo(f"sent {body} to {queue_url}")
     if args.wait is None:
