@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -11,8 +10,7 @@ from api_lambda.miss_budget import SHARE, MissWaitBudget
 from api_lambda.service import LeaderboardService, UnknownBoard, WarmingUp
 from common.boards import BoardRegistry, validate_board
 from common.config import ApiSettings
-from common.messages import RefreshRequest
-from common.snapshot import Page, SnapshotHeader, UserWindow
+from tests.fakes import FakeRefreshSender, FakeSnapshotStore
 
 SETTINGS = ApiSettings.from_env({"VALKEY_HOST": "fake", "REFRESH_QUEUE_URL": "https://sqs.example/1/q"})
 WAIT_S = SETTINGS.miss_wait_ms / 1000
@@ -29,41 +27,6 @@ class Clock:
         self.now += seconds
 
 
-class Store:
-    """No snapshot of anything unless `put`; every marker is granted (each miss sends its request)."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, Page] = {}
-        self.absent: set[str] = set()
-
-    def put(self, board: str) -> None:
-        header = SnapshotHeader(board, 1, int(time.time() * 1000), 1, 1, "fake")
-        self.pages[board] = Page(header, 0, [b"{}"])
-
-    def read_page(self, board: str, offset: int, count: int) -> Page | None:
-        return self.pages.get(board)
-
-    def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
-        raise AssertionError("not used here")
-
-    def is_absent(self, board: str) -> bool:
-        return board in self.absent
-
-    def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool:
-        return True
-
-    def clear_refresh_request(self, board: str, token: str) -> None:
-        pass
-
-
-class Queue:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def send(self, request: RefreshRequest) -> None:
-        self.sent.append(request.board)
-
-
 class Known:
     def __init__(self, boards: set[str] | None) -> None:
         self.boards = boards
@@ -74,12 +37,18 @@ class Known:
         return None if self.boards is None else board in self.boards
 
 
+class Queue(FakeRefreshSender):
+    @property
+    def boards(self) -> list[str]:
+        return [request.board for request in self.sent]
+
+
 def service(
     known: Known | None = None, boards: str = "global,challenge:*,season:*"
-) -> tuple[LeaderboardService, Store, Queue, Clock]:
+) -> tuple[LeaderboardService, FakeSnapshotStore, Queue, Clock]:
     registry = BoardRegistry.parse(boards)
     settings = replace(SETTINGS, near_cache_ms=0, boards=replace(SETTINGS.boards, boards=registry))
-    store, queue, clock = Store(), Queue(), Clock()
+    store, queue, clock = FakeSnapshotStore(), Queue(), Clock()
     svc = LeaderboardService(settings, store, queue, known=known, sleep=clock.sleep, clock=clock)
     return svc, store, queue, clock
 
@@ -139,9 +108,9 @@ def test_global_listed_and_already_served_boards_always_wait_in_full() -> None:
     assert waited(svc, clock, "global") == pytest.approx(WAIT_S)
     assert waited(svc, clock, "challenge:listed") == pytest.approx(WAIT_S)
     # A board this container served before (its snapshot then flushed) waits in full too
-    store.put("challenge:seen")
+    store.put("challenge:seen", [])
     svc.page("challenge:seen", 0, 10)
-    del store.pages["challenge:seen"]
+    del store.boards["challenge:seen"]
     assert waited(svc, clock, "challenge:seen") == pytest.approx(WAIT_S)
 
 
@@ -153,10 +122,10 @@ def test_a_board_missing_from_the_published_set_is_unknown_at_once() -> None:
         with pytest.raises(UnknownBoard):
             svc.page(board, 0, 10)
         assert clock.now == start  # no wait
-    assert queue.sent == []  # no refresh request
+    assert queue.boards == []  # no refresh request
     # A published board is requested and waited for
     waited(svc, clock, "challenge:a")
-    assert queue.sent == ["challenge:a"]
+    assert queue.boards == ["challenge:a"]
 
 
 def test_boards_outside_the_catalog_are_never_looked_up() -> None:
@@ -172,7 +141,7 @@ def test_with_no_publication_the_miss_asks_the_source_as_before() -> None:
     known = Known(None)  # never published, expired or evicted
     svc, store, queue, clock = service(known)
     waited(svc, clock, "challenge:maybe")
-    assert queue.sent == ["challenge:maybe"] and known.lookups == 1
+    assert queue.boards == ["challenge:maybe"] and known.lookups == 1
     store.absent.add("challenge:maybe")  # the worker found nothing
     with pytest.raises(UnknownBoard):
         svc.page("challenge:maybe", 0, 10)
