@@ -2,7 +2,7 @@
 
 Every error leaves through `error_response`, as the documented JSON body. Whatever arrives — a malformed
 event, bytes that are not UTF-8, a query string with a thousand fields — becomes an ApiError here or in
-api_lambda/app.py (where domain outcomes are mapped), never a traceback.
+api_lambda/routes.py (where domain outcomes are mapped), never a traceback.
 
 The headers every client and cache in between relies on are decided here too: `CachePolicy` (how long a
 HIT, STALE or MISS answer may be kept, see README "HTTP caching"), `Cors` (which browser pages may read

@@ -1,5 +1,5 @@
-"""The handful of domain errors. The API maps them to HTTP answers in one place (`ApiApp._domain_error`
-in api_lambda/app.py, rendered by `api_lambda.http.error_response`); the worker maps them to
+"""The handful of domain errors. The API maps them to HTTP answers in one place (`Routes._domain_error`
+in api_lambda/routes.py, rendered by `api_lambda.http.error_response`); the worker maps them to
 batch-item failures."""
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def test_what_an_invocation_counted_before_it_failed_is_written_in_that_invocati
 
     # When a request sends a refresh request, then fails while its answer is built (a 500)
     with monkeypatch.context() as patch:
-        patch.setattr(api.app, "_body", broken)
+        patch.setattr(api.app.render, "body", broken)
         failed = api.get()
     assert failed["statusCode"] == 500
     first = emf_documents(capsys.readouterr().out)
