@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from api_lambda.http import ALLOW, ApiError, Request, Response, bad_request, not_found
@@ -58,20 +59,13 @@ def _integer(request: Request, name: str, code: str, default: int, bounds: tuple
     return int(raw)
 
 
+@dataclass(frozen=True, slots=True)
 class Routes:
-    def __init__(
-        self,
-        settings: ApiSettings,
-        service: LeaderboardService,
-        metrics: Metrics,
-        render: Renderer,
-        cors: Cors,
-    ) -> None:
-        self.settings = settings
-        self.service = service
-        self.metrics = metrics
-        self.render = render
-        self.cors = cors
+    settings: ApiSettings
+    service: LeaderboardService
+    metrics: Metrics
+    render: Renderer
+    cors: Cors
 
     def handle(self, request: Request, deadline: float | None = None) -> Response:
         path = request.path
