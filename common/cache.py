@@ -1,4 +1,6 @@
-"""The snapshot store in Valkey through GLIDE (async): the API's reads and the worker's writes.
+"""The snapshot store in Valkey through GLIDE (async): the worker's writes, and the reads of the worker,
+`leaderboard-ops` and the tests. (The API reads through the sync `common.snapshot_reader`, which also
+owns the read path's "refresh requested" marker.)
 
 The layout — a sorted set ranked by exact byte keys, a hash of stored entries, a header — and every
 script live in `common.snapshot`, which imports no client library; docs/layout.md explains them. This
@@ -9,7 +11,8 @@ module only sends those scripts and maps GLIDE's errors:
 - a full rebuild: pages into expiring staging keys (STAGE_ENTRIES), the changes committed meanwhile
   (STAGE_CHANGES), then one fenced swap (COMMIT).
 
-Every Valkey failure surfaces as CacheUnavailable.
+Every Valkey failure surfaces as CacheUnavailable; a key of the wrong type reads as no snapshot
+(`common.snapshot.failures`, shared with the sync reader).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
-from glide import ConditionalChange, ExpirySet, ExpiryType, GlideError
+from glide import GlideError
 
 from common.errors import CacheUnavailable
 from common.snapshot import (
@@ -35,7 +38,8 @@ from common.snapshot import (
     scripts,
     user_from_reply,
 )
-from common.valkey import DELETE_IF_EQUAL, lua
+from common.snapshot.failures import read_failure
+from common.valkey import lua
 from common.valkey_setup import unavailable
 
 if TYPE_CHECKING:
@@ -45,13 +49,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Applied", "Delta", "LeaderboardCache", "Page", "SnapshotHeader", "Swap", "UserWindow"]
 
-_READ_PAGE = lua(scripts.READ_PAGE)
-_READ_USER = lua(scripts.READ_USER)
-_APPLY_CHANGES = lua(scripts.APPLY_CHANGES)
-_STAGE_ENTRIES = lua(scripts.STAGE_ENTRIES)
-_STAGE_CHANGES = lua(scripts.STAGE_CHANGES)
-_COMMIT = lua(scripts.COMMIT)
-_MARK_ABSENT = lua(scripts.MARK_ABSENT)
+_READ_PAGE = lua(scripts.READ_PAGE.source)
+_READ_USER = lua(scripts.READ_USER.source)
+_APPLY_CHANGES = lua(scripts.APPLY_CHANGES.source)
+_STAGE_ENTRIES = lua(scripts.STAGE_ENTRIES.source)
+_STAGE_CHANGES = lua(scripts.STAGE_CHANGES.source)
+_COMMIT = lua(scripts.COMMIT.source)
+_MARK_ABSENT = lua(scripts.MARK_ABSENT.source)
 
 
 class Applied(IntEnum):
@@ -116,12 +120,11 @@ class LeaderboardCache:
                 if top:
                     return page_from_reply(top, 0, self._header)
             raw: Any = await client.invoke_script(
-                _READ_PAGE, keys=[keys.snapshot, keys.entries, keys.meta], args=[str(offset), str(count)]
+                _READ_PAGE, keys=scripts.READ_PAGE.key_list(keys), args=[str(offset), str(count)]
             )
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading the leaderboard") from None
+            read_failure(exc, "reading the leaderboard")
+            return None
         return page_from_reply(raw, offset, self._header)
 
     async def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
@@ -130,54 +133,21 @@ class LeaderboardCache:
         client = self._connection.ready or await self._connection.client()
         try:
             raw: Any = await client.invoke_script(
-                _READ_USER, keys=[keys.snapshot, keys.entries, keys.meta], args=[user_id, str(around)]
+                _READ_USER, keys=scripts.READ_USER.key_list(keys), args=[user_id, str(around)]
             )
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading a user's rank") from None
+            read_failure(exc, "reading a user's rank")
+            return None
         return user_from_reply(raw, self._header)
-
-    async def is_absent(self, board: str) -> bool:
-        client = await self._connection.client()
-        try:
-            return bool(await client.exists([self.keys(board).absent]))
-        except GlideError as exc:
-            raise unavailable(exc, "checking for an unknown board") from None
 
     async def read_header(self, board: str) -> SnapshotHeader | None:
         client = await self._connection.client()
         try:
             raw = await client.get(self.keys(board).meta)
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading the snapshot header") from None
+            read_failure(exc, "reading the snapshot header")
+            return None
         return SnapshotHeader.decode(raw) if raw else None
-
-    # ---- the "refresh requested" marker ---------------------------------------------------------
-
-    async def mark_refresh_requested(self, board: str, token: str, ttl_ms: int) -> bool:
-        """True for exactly one caller per stale episode (SET NX PX): that caller sends the message."""
-        client = await self._connection.client()
-        try:
-            result = await client.set(
-                self.keys(board).refresh_marker,
-                token,
-                conditional_set=ConditionalChange.ONLY_IF_DOES_NOT_EXIST,
-                expiry=ExpirySet(ExpiryType.MILLSEC, ttl_ms),
-            )
-        except GlideError as exc:
-            raise unavailable(exc, "marking a refresh as requested") from None
-        return result is not None
-
-    async def clear_refresh_request(self, board: str, token: str) -> None:
-        """Undo our own marker (the send failed), so that the next stale read tries again."""
-        client = await self._connection.client()
-        try:
-            await client.invoke_script(DELETE_IF_EQUAL, keys=[self.keys(board).refresh_marker], args=[token])
-        except GlideError as exc:
-            raise unavailable(exc, "clearing the refresh marker") from None
 
     # ---- writes (the worker) --------------------------------------------------------------------
 
@@ -198,7 +168,7 @@ class LeaderboardCache:
         try:
             reply: Any = await client.invoke_script(
                 _APPLY_CHANGES,
-                keys=[keys.snapshot, keys.entries, keys.meta, keys.refresh_marker, keys.absent, keys.top],
+                keys=scripts.APPLY_CHANGES.key_list(keys),
                 args=[*args, str(TOP_ENTRIES)],
             )
         except GlideError as exc:
@@ -210,13 +180,11 @@ class LeaderboardCache:
     ) -> tuple[int, bytes | None]:
         """Add one page of a full rebuild to the staging keys; returns how many players are staged and
         the last one's member (the boundary, when the paging stops at LEADERBOARD_SIZE)."""
-        staging = self.keys(board).staging(version)
+        staging = scripts.STAGE_ENTRIES.key_list(self.keys(board), version)
         packed = pack_pairs((e.user_id.encode(), encode_value(e)) for e in entries)
         client = await self._connection.client()
         try:
-            reply: Any = await client.invoke_script(
-                _STAGE_ENTRIES, keys=list(staging), args=[str(ttl_ms), packed]
-            )
+            reply: Any = await client.invoke_script(_STAGE_ENTRIES, keys=staging, args=[str(ttl_ms), packed])
         except GlideError as exc:
             raise unavailable(exc, "staging the snapshot") from None
         return int(reply[0]), (bytes(reply[1]) or None)
@@ -225,12 +193,12 @@ class LeaderboardCache:
         self, board: str, version: int, changes: Sequence[Change], *, ttl_ms: int, boundary: bytes | None
     ) -> int:
         """Apply changes to the staging keys (a rebuild's catch-up); returns how many are staged."""
-        staging = self.keys(board).staging(version)
+        staging = scripts.STAGE_CHANGES.key_list(self.keys(board), version)
         edge = "" if boundary is None else boundary.hex()
         client = await self._connection.client()
         try:
             reply: Any = await client.invoke_script(
-                _STAGE_CHANGES, keys=list(staging), args=[str(ttl_ms), edge, _changes(changes)]
+                _STAGE_CHANGES, keys=staging, args=[str(ttl_ms), edge, _changes(changes)]
             )
             return int(reply)
         except GlideError as exc:
@@ -240,23 +208,12 @@ class LeaderboardCache:
         """Swap the staged rebuild in if `header.version` is newer than the stored one (and, with
         `swap.newest_replaceable`, the stored position is not past it). False: refused, the caller's data is
         older. CacheUnavailable when the staged data is no longer all there."""
-        keys = self.keys(header.board)
-        staging, staging_entries = keys.staging(header.version)
+        keys = scripts.COMMIT.key_list(self.keys(header.board), header.version)
         client = await self._connection.client()
         try:
             result = await client.invoke_script(
                 _COMMIT,
-                keys=[
-                    keys.snapshot,
-                    keys.entries,
-                    keys.meta,
-                    keys.refresh_marker,
-                    keys.absent,
-                    staging,
-                    staging_entries,
-                    keys.legacy_positions,
-                    keys.top,
-                ],
+                keys=keys,
                 args=[
                     str(header.version),
                     _text(swap.newest_replaceable),
@@ -301,21 +258,11 @@ class LeaderboardCache:
         return await self.commit(header, Swap(staged, total=total))
 
     async def mark_absent(self, board: str, version: int, ttl_ms: int) -> bool:
-        keys = self.keys(board)
         client = await self._connection.client()
         try:
             result = await client.invoke_script(
                 _MARK_ABSENT,
-                keys=[
-                    keys.snapshot,
-                    keys.entries,
-                    keys.meta,
-                    keys.refresh_marker,
-                    keys.absent,
-                    keys.version,
-                    keys.legacy_positions,
-                    keys.top,
-                ],
+                keys=scripts.MARK_ABSENT.key_list(self.keys(board)),
                 args=[str(version), str(ttl_ms)],
             )
         except GlideError as exc:

@@ -23,6 +23,7 @@ from common.snapshot import (
     scripts,
     user_from_reply,
 )
+from common.snapshot.failures import read_failure
 from common.valkey_setup import DELETE_IF_EQUAL_LUA, unavailable
 from common.valkey_sync import sync_lua
 
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SnapshotReader"]
 
-_READ_PAGE = sync_lua(scripts.READ_PAGE)
-_READ_USER = sync_lua(scripts.READ_USER)
+_READ_PAGE = sync_lua(scripts.READ_PAGE.source)
+_READ_USER = sync_lua(scripts.READ_USER.source)
 _DELETE_IF_EQUAL = sync_lua(DELETE_IF_EQUAL_LUA)
 
 
@@ -59,12 +60,11 @@ class SnapshotReader:
                 if top:
                     return page_from_reply(top, 0, self._header)
             raw = client.invoke_script(
-                _READ_PAGE, [keys.snapshot, keys.entries, keys.meta], [str(offset), str(count)]
+                _READ_PAGE, scripts.READ_PAGE.key_list(keys), [str(offset), str(count)]
             )
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading the leaderboard") from None
+            read_failure(exc, "reading the leaderboard")
+            return None
         return page_from_reply(cast("list[bytes]", raw), offset, self._header)
 
     def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None:
@@ -72,13 +72,10 @@ class SnapshotReader:
         keys = self.keys(board)
         try:
             client = self.connection.ready or self.connection.client()
-            raw = client.invoke_script(
-                _READ_USER, [keys.snapshot, keys.entries, keys.meta], [user_id, str(around)]
-            )
+            raw = client.invoke_script(_READ_USER, scripts.READ_USER.key_list(keys), [user_id, str(around)])
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading a user's rank") from None
+            read_failure(exc, "reading a user's rank")
+            return None
         return user_from_reply(cast("list[bytes]", raw), self._header)
 
     def read_header(self, board: str) -> SnapshotHeader | None:
@@ -86,9 +83,8 @@ class SnapshotReader:
         try:
             raw = self.connection.client().get(self.keys(board).meta)
         except GlideError as exc:
-            if "WRONGTYPE" in str(exc):
-                return None
-            raise unavailable(exc, "reading the snapshot header") from None
+            read_failure(exc, "reading the snapshot header")
+            return None
         return SnapshotHeader.decode(raw) if raw else None
 
     def is_absent(self, board: str) -> bool:

@@ -1,10 +1,17 @@
 r"""The Lua scripts of the v2 layout, as plain source strings (any client can load them: the worker's
 async GLIDE store, the API's readers, a synchronous reader). docs/layout.md explains the layout.
 
-Keys of one board, in the order every script takes them (all share the board's hash tag):
+Keys of one board (all share the board's hash tag, so every script runs on a cluster too):
     snapshot  ZSET  rank key (16 bytes) + user id, every score 0: byte order is rank order
     entries   HASH  user id -> stored value (rank key + username JSON \0 score \0 solved \0 time JSON)
-    meta      STRING  the header JSON (format 2); no meta = no snapshot
+    meta_key  STRING  the header JSON (format 2); no meta = no snapshot
+and `refresh`, `absent`, `top`, `counter` (the version counter), `legacy` (v1's positions hash),
+`staging` and `staging_entries` (a rebuild's copies); `KEY_SOURCES` says which BoardKeys field each is.
+
+Each script is a `BoardScript`: the names of its KEYS, in order, and its body. Its source starts by
+binding `KEYS[i]` to those names (`local snapshot, entries, meta_key = KEYS[1], KEYS[2], KEYS[3]`),
+and `key_list` builds the keys in the same order from a board's BoardKeys, so the order is written in
+one place and no script addresses a key by its position.
 
 Competition ranks are computed while reading, never stored: rank = 1 + ZLEXCOUNT(snapshot, "-",
 "(" .. rank key) (the players strictly better), and inside a page only the first entry needs that
@@ -16,15 +23,67 @@ never use Lua's `<` on strings (it follows the server's locale).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from common.boards import BoardKeys
+
 __all__ = [
     "APPLY_CHANGES",
     "COMMIT",
+    "KEY_SOURCES",
     "MARK_ABSENT",
     "READ_PAGE",
     "READ_USER",
     "STAGE_CHANGES",
     "STAGE_ENTRIES",
+    "BoardScript",
 ]
+
+
+def _staging(keys: BoardKeys, version: int | None, which: int) -> str:
+    if version is None:
+        raise ValueError("a staging key needs the rebuild's version")
+    return keys.staging(version)[which]
+
+
+# The Lua name of each key -> the key of a board (and, for staging keys, of one rebuild's version).
+KEY_SOURCES: dict[str, Callable[[BoardKeys, int | None], str]] = {
+    "snapshot": lambda keys, version: keys.snapshot,
+    "entries": lambda keys, version: keys.entries,
+    "meta_key": lambda keys, version: keys.meta,
+    "refresh": lambda keys, version: keys.refresh_marker,
+    "absent": lambda keys, version: keys.absent,
+    "top": lambda keys, version: keys.top,
+    "counter": lambda keys, version: keys.version,
+    "legacy": lambda keys, version: keys.legacy_positions,
+    "staging": lambda keys, version: _staging(keys, version, 0),
+    "staging_entries": lambda keys, version: _staging(keys, version, 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BoardScript:
+    """A script of one board: the names of its KEYS in order, and its body (which uses the names)."""
+
+    keys: tuple[str, ...]
+    body: str
+    source: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.keys) - set(KEY_SOURCES)
+        if unknown:
+            raise ValueError(f"keys with no source: {sorted(unknown)}")
+        bound = ", ".join(f"KEYS[{i}]" for i in range(1, len(self.keys) + 1))
+        object.__setattr__(self, "source", f"local {', '.join(self.keys)} = {bound}\n{self.body}")
+
+    def key_list(self, keys: BoardKeys, version: int | None = None) -> list[Any]:
+        """The KEYS to send, in the order the source binds them (`version`: a rebuild's staging keys).
+        Strings, typed `list[Any]`: each client's `invoke_script` wants its own (invariant) list type."""
+        return [KEY_SOURCES[name](keys, version) for name in self.keys]
+
 
 # ---- shared helpers --------------------------------------------------------------------------------
 
@@ -179,13 +238,13 @@ end
 
 # ---- reads (the API): one script, one round trip, O(log N + count) ---------------------------------
 
-# KEYS: snapshot, entries, meta   ARGV: offset (0-based), count (>= 1)
+# ARGV: offset (0-based), count (>= 1)
 # Returns {} (no snapshot), {meta} (offset past the end), or {meta, entry...}.
-READ_PAGE = (
+READ_PAGE = BoardScript(
+    ("snapshot", "entries", "meta_key"),
     _META
     + _RENDER
     + r"""
-local snapshot, entries, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local offset, count = tonumber(ARGV[1]), tonumber(ARGV[2])
 local meta = meta_of(meta_key)
 if not meta then return {} end
@@ -198,18 +257,18 @@ local page = render_range(snapshot, entries, offset, members)
 if not page then return {} end
 table.insert(page, 1, meta)
 return page
-"""
+""",
 )
 
-# KEYS: snapshot, entries, meta   ARGV: user id, around
+# ARGV: user id, around
 # Returns {} (no snapshot), {meta} (the user is not on the board), or
 # {meta, first position, user position, entry...} (0-based positions). The window keeps 2*around+1
 # entries at the edges of the board, as Steam's "around me" does.
-READ_USER = (
+READ_USER = BoardScript(
+    ("snapshot", "entries", "meta_key"),
     _META
     + _RENDER
     + r"""
-local snapshot, entries, meta_key = KEYS[1], KEYS[2], KEYS[3]
 local user_id, around = ARGV[1], tonumber(ARGV[2])
 local meta = meta_of(meta_key)
 if not meta then return {} end
@@ -231,25 +290,24 @@ if not window then return {} end
 local out = {meta, tostring(first), tostring(index)}
 for i = 1, #window do out[i + 3] = window[i] end
 return out
-"""
+""",
 )
 
 # ---- writes (the worker) ---------------------------------------------------------------------------
 
 # A delta refresh: one batch of changes, all or nothing.
-# KEYS: snapshot, entries, meta, refresh marker, absent marker, top list
 # ARGV: version, expected position, meta prefix, total ('' = the board's size), cap (0 = none),
 #       the packed (user id, value) pairs (value '' = removed), top list length
 # Returns {1, size} applied; {0} refused, the stored version is newer or the same (never applied twice
 # or on top of a newer state); {-1} no usable snapshot (missing, flushed, partly evicted): rebuild;
 # {-2} refused, the stored position is not the one the batch starts from (out of order).
-APPLY_CHANGES = (
+APPLY_CHANGES = BoardScript(
+    ("snapshot", "entries", "meta_key", "refresh", "absent", "top"),
     _META
     + _RENDER
     + _TOP
     + _WRITE
     + r"""
-local snapshot, entries, meta_key, refresh, absent, top = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local version, expected, prefix, total, cap = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local meta = meta_of(meta_key)
 if not meta then return {-1} end
@@ -263,17 +321,17 @@ size, boundary = trim(snapshot, entries, cap, boundary)
 write_top(snapshot, entries, top, write_meta(meta_key, prefix, total, size, boundary), tonumber(ARGV[7]))
 redis.call('DEL', refresh, absent)
 return {1, size}
-"""
+""",
 )
 
 # A full rebuild's pages, into the staging keys (bulk commands: a page is ~4 calls, not 4 per player).
-# KEYS: staging snapshot, staging entries   ARGV: ttl ms, the packed (user id, value) pairs
+# ARGV: ttl ms, the packed (user id, value) pairs
 # A player seen on an earlier page under another rank key (they moved during the paging) keeps one
 # entry; the catch-up then sets it to their latest state. Returns {staged count, last staged member}.
-STAGE_ENTRIES = (
+STAGE_ENTRIES = BoardScript(
+    ("staging", "staging_entries"),
     _WRITE
     + r"""
-local staging, staging_entries = KEYS[1], KEYS[2]
 local ids, values, n = unpack_pairs(ARGV[2])
 for s = 1, n, 500 do
   local part, zadd, hset = {}, {}, {}
@@ -298,40 +356,38 @@ end
 redis.call('PEXPIRE', staging, ARGV[1])
 redis.call('PEXPIRE', staging_entries, ARGV[1])
 return {redis.call('ZCARD', staging), redis.call('ZRANGE', staging, -1, -1)[1] or ''}
-"""
+""",
 )
 
 # A full rebuild's catch-up (the changes committed while it paged), into the staging keys.
-# KEYS: staging snapshot, staging entries   ARGV: ttl ms, boundary (hex, '' = none), the packed pairs
+# ARGV: ttl ms, boundary (hex, '' = none), the packed pairs
 # Returns the staged count.
-STAGE_CHANGES = (
+STAGE_CHANGES = BoardScript(
+    ("staging", "staging_entries"),
     _WRITE
     + r"""
-local staging, staging_entries = KEYS[1], KEYS[2]
 local boundary = nil
 if ARGV[2] ~= '' then boundary = from_hex(ARGV[2]) end
 apply(staging, staging_entries, ARGV[3], boundary)
 redis.call('PEXPIRE', staging, ARGV[1])
 redis.call('PEXPIRE', staging_entries, ARGV[1])
 return redis.call('ZCARD', staging)
-"""
+""",
 )
 
 # The fenced swap of a full rebuild.
-# KEYS: snapshot, entries, meta, refresh marker, absent marker, staging snapshot, staging entries,
-#       the v1 layout's positions hash (deleted: an upgraded board leaves nothing behind), top list
+# `legacy` is the v1 layout's positions hash: deleted, so an upgraded board leaves nothing behind.
 # ARGV: version, lowest stored position it may replace ('' = any), meta prefix, total ('' = size),
 #       cap (0 = none), boundary (hex, '' = none), staged count, top list length
 # Returns 1 swapped in; 0 refused (a newer version, or a newer position, is stored); -1 the staged data
 # is not all there (expired, or evicted by a volatile-* maxmemory policy).
-COMMIT = (
+COMMIT = BoardScript(
+    ("snapshot", "entries", "meta_key", "refresh", "absent", "staging", "staging_entries", "legacy", "top"),
     _META
     + _RENDER
     + _TOP
     + _WRITE
     + r"""
-local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local staging, staging_entries, legacy, top = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local version, newest, prefix, total = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local cap, staged = tonumber(ARGV[5]), tonumber(ARGV[7])
 local meta = meta_of(meta_key)
@@ -362,24 +418,21 @@ end
 write_top(snapshot, entries, top, write_meta(meta_key, prefix, total, size, boundary), tonumber(ARGV[8]))
 redis.call('DEL', refresh, absent, legacy)
 return 1
-"""
+""",
 )
 
 # The source says the board does not exist: drop any snapshot (fenced like a commit) and remember that
 # for a while. The version counter goes too: a probed, non-existent board leaves only keys that expire.
 # (Versions stay monotonic without it: they are max(counter + 1, server time).)
-# KEYS: snapshot, entries, meta, refresh marker, absent marker, version counter, v1 positions hash,
-#       top list
 # ARGV: version, absent ttl ms
-MARK_ABSENT = (
+MARK_ABSENT = BoardScript(
+    ("snapshot", "entries", "meta_key", "refresh", "absent", "counter", "legacy", "top"),
     _META
     + r"""
-local snapshot, entries, meta_key, refresh, absent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local counter, legacy, top = KEYS[6], KEYS[7], KEYS[8]
 local meta = meta_of(meta_key)
 if meta and tonumber(field(meta, 'version')) >= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', snapshot, entries, meta_key, refresh, counter, legacy, top)
 redis.call('SET', absent, ARGV[1], 'PX', ARGV[2])
 return 1
-"""
+""",
 )

@@ -306,11 +306,12 @@ def test_cache_show_reports_the_snapshot_the_lock_and_the_marker(
 
     async def in_progress() -> None:
         assert await cache_tools.lock.acquire("global", 30_000) is not None
-        assert await cache_tools.cache.mark_refresh_requested("global", "token", 20_000)
 
     from common.runtime import run
 
     run(in_progress())
+    marker = cache_tools.keys("global").refresh_marker
+    assert cache_tools.command("SET", marker, "token", "NX", "PX", "20000") == "OK"
     result = ops("cache", "show", env=valkey_env(cache_tools, queues, LEADERBOARD_FRESH_SECONDS="60"))
     assert result.code == 0, result.err
     rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in result.out.splitlines())

@@ -105,7 +105,7 @@ def test_the_top_list_serves_the_same_first_pages_as_the_script(cache_tools: Cac
     for count in (1, 10, 37, TOP_ENTRIES):
         # When a first page is read (one LRANGE), Then it is exactly what the page script returns
         page = run(cache_tools.cache.read_page("global", 0, count))
-        scripted = cache_tools.command("EVAL", lua.READ_PAGE, "3", keys.snapshot, keys.entries, keys.meta,
+        scripted = cache_tools.command("EVAL", lua.READ_PAGE.source, "3", *lua.READ_PAGE.key_list(keys),
                                        "0", str(count))  # fmt: skip
         assert page is not None and [page.header.encode(), *page.entries] == scripted
     # and a first page longer than the top list, or a deeper one, takes the script
