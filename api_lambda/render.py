@@ -23,7 +23,7 @@ __all__ = ["Renderer", "etag_matches", "json_string"]
 
 
 class Renderer:
-    """Turns a BoardView into the Response of its route (a page, a user's window)."""
+    """Turns a BoardView into the Response of its route (a page, a user's window, some users)."""
 
     def __init__(self, caching: CachePolicy) -> None:
         self.caching = caching
@@ -33,6 +33,12 @@ class Renderer:
 
     def body(self, request: Request, board: str, view: BoardView) -> str:
         h = view.header
+        if view.missing is not None:  # GET /leaderboard/users
+            return (
+                f'{{"board":{json_string(board)},"entries":[{b",".join(view.entries).decode()}],'
+                f'"missing":{json.dumps(view.missing, ensure_ascii=False, separators=(",", ":"))},'
+                f'"version":{h.version},"generated_at":"{h.generated_at}"}}'
+            )
         entries = b",".join(view.entries).decode()
         common = (
             f'"count":{len(view.entries)},"offset":{view.offset},"total":{h.total},'

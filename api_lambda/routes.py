@@ -6,6 +6,7 @@ Every bad parameter is a 400 that names it (never a traceback); an unknown path 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
     from common.config import ApiSettings
     from common.metrics import Metrics
 
-__all__ = ["MAX_OFFSET", "Routes"]
+__all__ = ["MAX_IDS", "MAX_OFFSET", "Routes", "user_ids"]
 
 log = get_logger(__name__)
 
-_USER_PREFIX = "/leaderboard/users/"
+_USERS = "/leaderboard/users"
+_USER_PREFIX = _USERS + "/"
+MAX_IDS = 100  # ids in one /leaderboard/users request
 # A UUID in any case: RFC 9562 makes them case-insensitive, and PostgreSQL stores and prints them in
 # lower case, so a requested UUID is looked up in that canonical form. Other ids are compared exactly.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -59,6 +62,26 @@ def _integer(request: Request, name: str, code: str, default: int, bounds: tuple
     return int(raw)
 
 
+def _canonical_id(user_id: str) -> str:
+    """A requested id as it is looked up (a UUID in lower case), or a 400 naming it."""
+    if not USER_ID.fullmatch(user_id):
+        shown = json.dumps(user_id if len(user_id) <= 130 else user_id[:128] + "…", ensure_ascii=False)
+        raise bad_request("invalid_user_id", f"{shown} is not a user id (1 to 128 visible characters)")
+    return user_id.lower() if _UUID.fullmatch(user_id) else user_id
+
+
+def user_ids(raw: str | None) -> tuple[str, ...]:
+    """The `ids` of GET /leaderboard/users: 1..MAX_IDS comma-separated ids, duplicates folded (the first
+    one's place is kept). The bound counts the ids as given, so that openapi.yaml can state it exactly.
+    An id that contains a comma cannot be named here (GET /leaderboard/users/{id} can)."""
+    if not raw:
+        raise bad_request("invalid_ids", f"ids must list 1 to {MAX_IDS} user ids, separated by commas")
+    parts = raw.split(",")
+    if len(parts) > MAX_IDS:
+        raise bad_request("invalid_ids", f"ids lists {len(parts)} user ids; at most {MAX_IDS}")
+    return tuple(dict.fromkeys(_canonical_id(part) for part in parts))
+
+
 @dataclass(frozen=True, slots=True)
 class Routes:
     settings: ApiSettings
@@ -73,6 +96,8 @@ class Routes:
         route: Route
         if path == "/leaderboard":
             route = self._page
+        elif path == _USERS:
+            route = self._users
         elif user_id and "/" not in user_id:  # its syntax is checked in _user: a bad id is a 400
             route = self._user
         else:
@@ -122,6 +147,9 @@ class Routes:
             user_id = user_id.lower()
         around = _integer(request, "around", "invalid_around", 0, (0, self.settings.max_around))
         return self.service.user(board, user_id, around, deadline=deadline)
+
+    def _users(self, request: Request, board: str, deadline: float | None) -> BoardView:
+        return self.service.users(board, user_ids(_one(request, "ids", "invalid_ids")), deadline=deadline)
 
     def _domain_error(self, exc: Exception, board: str) -> ApiError:
         """The one mapping from domain outcomes to HTTP errors."""

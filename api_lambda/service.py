@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 from api_lambda.miss_budget import MissWaitBudget
 from api_lambda.near_cache import RecentReads
@@ -41,7 +41,7 @@ from common.queue import QueueUnavailable
 
 if TYPE_CHECKING:
     from common.config import ApiSettings
-    from common.snapshot import Page, SnapshotHeader, UserWindow
+    from common.snapshot import Page, SnapshotHeader, UserSet, UserWindow
 
 __all__ = [
     "HIT",
@@ -61,13 +61,15 @@ log = get_logger(__name__)
 HIT = "HIT"
 STALE = "STALE"
 MISS = "MISS"
-R = TypeVar("R", "Page", "UserWindow")
+R = TypeVar("R", "Page", "UserWindow", "UserSet")
 
 
 class SnapshotStore(Protocol):
     def read_page(self, board: str, offset: int, count: int) -> Page | None: ...
 
     def read_user(self, board: str, user_id: str, around: int) -> UserWindow | None: ...
+
+    def read_users(self, board: str, user_ids: Sequence[str]) -> UserSet | None: ...
 
     def is_absent(self, board: str) -> bool: ...
 
@@ -130,6 +132,7 @@ class BoardView:
     age_seconds: float
     user_position: int | None = None
     served_on_error: bool = False  # Valkey failed; this is the container's last copy (stale-if-error)
+    missing: list[str] | None = None  # a users' read: the ids asked for that are not on the board
 
 
 class LeaderboardService:
@@ -164,6 +167,9 @@ class LeaderboardService:
         half_bytes = settings.near_cache_max_bytes // 2
         self._pages: RecentReads[Page] = RecentReads(settings.near_cache_ms, entries, half_bytes)
         self._users: RecentReads[UserWindow] = RecentReads(settings.near_cache_ms, entries, half_bytes)
+        # Reads of several users share the users' half (the same store, keyed apart: one bound for every
+        # read whose key a caller invents); the cast only names what this code puts under those keys.
+        self._user_sets = cast("RecentReads[UserSet]", self._users)
 
     def page(self, board: str, offset: int, count: int, *, deadline: float | None = None) -> BoardView:
         """`deadline` (time.monotonic()) is when this invocation must have answered: a cold-miss wait
@@ -189,6 +195,19 @@ class LeaderboardService:
             raise UserNotRanked(user_id)
         age = age_ms / 1000
         return BoardView(window.header, window.offset, window.entries, status, age, window.position, on_error)
+
+    def users(self, board: str, user_ids: tuple[str, ...], *, deadline: float | None = None) -> BoardView:
+        """Some users' entries in rank order and the ids not on the board, from one snapshot state.
+        Near-cached per board and id list (in the order asked: `missing` keeps that order)."""
+        found, status, age_ms, on_error = self._read(
+            self._user_sets,
+            (board, user_ids),
+            board,
+            lambda: self._cache.read_users(board, user_ids),
+            deadline,
+        )
+        age = age_ms / 1000
+        return BoardView(found.header, 0, found.entries, status, age, None, on_error, found.missing)
 
     def _read(
         self,

@@ -9,6 +9,7 @@ compare-and-delete. Every Valkey failure surfaces as CacheUnavailable, whose tex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
 from glide_sync import ConditionalChange, ExpirySet, ExpiryType, GlideError
@@ -18,10 +19,12 @@ from common.snapshot import (
     HeaderCache,
     Page,
     SnapshotHeader,
+    UserSet,
     UserWindow,
     page_from_reply,
     scripts,
     user_from_reply,
+    users_from_reply,
 )
 from common.snapshot.failures import read_failure
 from common.valkey_setup import DELETE_IF_EQUAL_LUA, unavailable
@@ -35,6 +38,7 @@ __all__ = ["SnapshotReader"]
 
 _READ_PAGE = sync_lua(scripts.READ_PAGE.source)
 _READ_USER = sync_lua(scripts.READ_USER.source)
+_READ_USERS = sync_lua(scripts.READ_USERS.source)
 _DELETE_IF_EQUAL = sync_lua(DELETE_IF_EQUAL_LUA)
 
 
@@ -77,6 +81,18 @@ class SnapshotReader:
             read_failure(exc, "reading a user's rank")
             return None
         return user_from_reply(cast("list[bytes]", raw), self._header)
+
+    def read_users(self, board: str, user_ids: Sequence[str]) -> UserSet | None:
+        """Some users' entries in rank order, and who is not on the board, from one snapshot state in
+        one script (READ_USERS); None when there is no snapshot. `user_ids`: 1..100, distinct."""
+        keys = self.keys(board)
+        try:
+            client = self.connection.ready or self.connection.client()
+            raw = client.invoke_script(_READ_USERS, scripts.READ_USERS.key_list(keys), list(user_ids))
+        except GlideError as exc:
+            read_failure(exc, "reading users' ranks")
+            return None
+        return users_from_reply(cast("list[bytes]", raw), self._header)
 
     def read_header(self, board: str) -> SnapshotHeader | None:
         """The current snapshot's header alone (its `meta` key); None when there is none."""

@@ -1,11 +1,12 @@
 """The v2 snapshot layout, independent of any Valkey client (docs/layout.md).
 
 - `encoding`: rank keys, members, stored values and the header (format 2);
-- `scripts`: the Lua sources of every read and write, as plain strings;
-- `replies`: the read scripts' raw replies turned into Page / UserWindow.
+- `scripts`: the Lua sources of every read and write, each with the names of its KEYS;
+- `replies`: the read scripts' raw replies turned into Page / UserWindow / UserSet;
+- `failures`: what a failed read means (WRONGTYPE = no snapshot), for both readers.
 
-`common.cache` builds the worker's and the API's async GLIDE store on these; a synchronous reader loads
-the same scripts and parses with the same functions.
+`common.cache` builds the worker's async GLIDE store on these; the API's sync reader
+(`common.snapshot_reader`) loads the same scripts and parses with the same functions.
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from common.snapshot.encoding import (
     rankkey,
     served_entry,
 )
-from common.snapshot.replies import HeaderCache, Page, UserWindow, page_from_reply, user_from_reply
+from common.snapshot.replies import (
+    HeaderCache,
+    Page,
+    UserSet,
+    UserWindow,
+    page_from_reply,
+    user_from_reply,
+    users_from_reply,
+)
 
 __all__ = [
     "FORMAT",
@@ -36,6 +45,7 @@ __all__ = [
     "Page",
     "Ranked",
     "SnapshotHeader",
+    "UserSet",
     "UserWindow",
     "encode_value",
     "member",
@@ -46,4 +56,5 @@ __all__ = [
     "scripts",
     "served_entry",
     "user_from_reply",
+    "users_from_reply",
 ]

@@ -1,4 +1,4 @@
-"""What the read scripts return, turned into Page / UserWindow without any client library.
+"""What the read scripts return, turned into Page / UserWindow / UserSet without any client library.
 
 The async store (`common.cache`) and a synchronous reader pass the raw script reply (a list of bytes)
 to these functions, so both read the same layout the same way.
@@ -11,7 +11,15 @@ from dataclasses import dataclass
 
 from common.snapshot.encoding import SnapshotHeader
 
-__all__ = ["HeaderCache", "Page", "UserWindow", "page_from_reply", "user_from_reply"]
+__all__ = [
+    "HeaderCache",
+    "Page",
+    "UserSet",
+    "UserWindow",
+    "page_from_reply",
+    "user_from_reply",
+    "users_from_reply",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +38,17 @@ class UserWindow:
     offset: int
     position: int | None
     entries: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class UserSet:
+    """Some users' entries in rank order (`positions` are their 0-based board positions), and the ids
+    asked for that the snapshot does not contain, in the order they were asked."""
+
+    header: SnapshotHeader
+    positions: list[int]
+    entries: list[bytes]
+    missing: list[str]
 
 
 class HeaderCache:
@@ -71,3 +90,19 @@ def user_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserW
     if len(reply) == 1:
         return UserWindow(header=decoded, offset=0, position=None, entries=[])
     return UserWindow(header=decoded, offset=int(reply[1]), position=int(reply[2]), entries=list(reply[3:]))
+
+
+def users_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserSet | None:
+    """READ_USERS' reply: {} → None, {meta, n, n (position, entry) pairs, missing id...} → the set."""
+    if not reply:
+        return None
+    decoded = header(reply[0])
+    if decoded is None:
+        return None
+    end = 2 + 2 * int(reply[1])
+    return UserSet(
+        header=decoded,
+        positions=[int(p) for p in reply[2:end:2]],
+        entries=list(reply[3:end:2]),
+        missing=[bytes(m).decode() for m in reply[end:]],
+    )

@@ -37,6 +37,7 @@ __all__ = [
     "MARK_ABSENT",
     "READ_PAGE",
     "READ_USER",
+    "READ_USERS",
     "STAGE_CHANGES",
     "STAGE_ENTRIES",
     "BoardScript",
@@ -289,6 +290,50 @@ local window = render_range(snapshot, entries, first, redis.call('ZRANGE', snaps
 if not window then return {} end
 local out = {meta, tostring(first), tostring(index)}
 for i = 1, #window do out[i + 3] = window[i] end
+return out
+""",
+)
+
+# ARGV: user ids (1..100, distinct)
+# Returns {} (no snapshot), or {meta, ranked count, (position, entry) for each ranked user in rank order,
+# then each id not on the board, in ARGV's order} (0-based positions). The missing ids come back from
+# here so that the API never decodes an entry to tell who was found. A player whose member is gone (a
+# partly evicted snapshot) answers {}, like every read.
+READ_USERS = BoardScript(
+    ("snapshot", "entries", "meta_key"),
+    _META
+    + _RENDER
+    + r"""
+local meta = meta_of(meta_key)
+if not meta then return {} end
+local values = redis.call('HMGET', entries, unpack(ARGV))
+local found, missing = {}, {}
+for i = 1, #ARGV do
+  local uid, value = ARGV[i], values[i]
+  if value then
+    local position = redis.call('ZRANK', snapshot, string.sub(value, 1, 16) .. uid)
+    if not position then return {} end
+    found[#found + 1] = {position, uid, value}
+  else
+    missing[#missing + 1] = uid
+  end
+end
+table.sort(found, function(a, b) return a[1] < b[1] end)
+local out = {meta, tostring(#found)}
+local key, rank = nil, 0
+for i = 1, #found do
+  local position, uid, value = found[i][1], found[i][2], found[i][3]
+  local k = string.sub(value, 1, 16)
+  if k ~= key then  -- a tie shares the rank of the friend before it
+    key = k
+    rank = 1 + redis.call('ZLEXCOUNT', snapshot, '-', '(' .. k)
+  end
+  local entry = render(rank, uid, value)
+  if not entry then return {} end
+  out[#out + 1] = tostring(position)
+  out[#out + 1] = entry
+end
+for i = 1, #missing do out[#out + 1] = missing[i] end
 return out
 """,
 )
