@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from common.messages import RefreshRequest
+from common.periods import containing
 from ops.cli import main
 from testkit.engines import Queues, SqsEngine, free_port
 from tests.harness import CacheTools, drain
@@ -407,6 +408,19 @@ def test_cache_show_of_an_empty_board(ops: Any, queues: Queues, cache_tools: Cac
     assert "snapshot         none" in result.out
     assert "lock             free" in result.out
     assert "refresh pending  no" in result.out
+
+
+def test_cache_show_takes_every_board_form(ops: Any, queues: Queues, cache_tools: CacheTools) -> None:
+    # Given a week board with a snapshot, and a service that serves every kind of board
+    week = containing("week", datetime.now(UTC)).name
+    cache_tools.write(make_entries(2), board=week)
+    env = valkey_env(cache_tools, queues, LEADERBOARD_BOARDS="global,challenge:*,week:*,month:*,season:*")
+    # When cache show is asked for each form, Then each is accepted; an alias shows its period
+    for board in ("global", "challenge:two-sum", week, "week:current", "month:current", "season:cup"):
+        result = ops("cache", "show", "--board", board, env=env)
+        assert result.code == 0, (board, result.err)
+    shown = ops("cache", "show", "--board", "week:current", env=env).out
+    assert re.search(rf"^board\s+{week}$", shown, re.M) and "snapshot         none" not in shown
 
 
 # ---- configuration and failures -------------------------------------------------------------------
