@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api_lambda.http import ApiError
-from api_lambda.routes import MAX_IDS, user_ids
+from api_lambda.routes import MAX_IDS, MAX_IDS_LENGTH, user_ids
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -61,3 +61,10 @@ def test_a_bad_id_is_a_400_that_names_it(raw: str, named: str) -> None:
 def test_a_very_long_bad_id_is_named_shortened() -> None:
     error = rejected("z" * 2000)
     assert error.message.startswith('"' + "z" * 128 + '…"') and len(error.message) < 200
+
+
+def test_a_hundred_uuids_fit_and_a_longer_list_is_a_400() -> None:
+    hundred = ",".join(f"{n:08x}-d9cb-469f-a165-70867728950e" for n in range(MAX_IDS))
+    assert len(hundred) <= MAX_IDS_LENGTH and len(user_ids(hundred)) == MAX_IDS
+    error = rejected("a" * 128 + ",b" * (MAX_IDS_LENGTH // 2))
+    assert error.code == "invalid_ids" and str(MAX_IDS_LENGTH) in error.message
