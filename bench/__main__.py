@@ -1,7 +1,8 @@
 """`make bench`: run every benchmark, print one table, write bench/results.json.
 
 python -m bench                 # everything (about 5-10 minutes on 2 cores)
-python -m bench read cold       # some groups: clients, read, outage, cold, stampede, refresh, http, periods
+python -m bench read cold       # some groups: clients, read, friends, outage, cold, stampede, refresh, http,
+                                # periods
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from bench.clients import run_clients
 from bench.cold_start import run_cold_start
+from bench.friends import run_friends
 from bench.http import run_http
 from bench.outage import run_outage
 from bench.periods import run_periods
@@ -27,6 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 GROUPS: dict[str, Callable[[], dict[str, Any]]] = {
     "clients": run_clients,
     "read": run_read_path,
+    "friends": run_friends,
     "outage": run_outage,
     "cold": run_cold_start,
     "stampede": run_stampede,

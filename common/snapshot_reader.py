@@ -88,7 +88,7 @@ class SnapshotReader:
         keys = self.keys(board)
         try:
             client = self.connection.ready or self.connection.client()
-            raw = client.invoke_script(_READ_USERS, scripts.READ_USERS.key_list(keys), list(user_ids))
+            raw = client.invoke_script(_READ_USERS, scripts.READ_USERS.key_list(keys), ["\n".join(user_ids)])
         except GlideError as exc:
             read_failure(exc, "reading users' ranks")
             return None

@@ -42,11 +42,10 @@ class UserWindow:
 
 @dataclass(frozen=True, slots=True)
 class UserSet:
-    """Some users' entries in rank order (`positions` are their 0-based board positions), and the ids
-    asked for that the snapshot does not contain, in the order they were asked."""
+    """Some users' entries in rank order, and the ids asked for that the snapshot does not contain, in
+    the order they were asked."""
 
     header: SnapshotHeader
-    positions: list[int]
     entries: list[bytes]
     missing: list[str]
 
@@ -93,16 +92,13 @@ def user_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserW
 
 
 def users_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserSet | None:
-    """READ_USERS' reply: {} → None, {meta, n, n (position, entry) pairs, missing id...} → the set."""
+    """READ_USERS' reply: {} → None, {meta, n, n entries, missing id...} → the set."""
     if not reply:
         return None
     decoded = header(reply[0])
     if decoded is None:
         return None
-    end = 2 + 2 * int(reply[1])
+    end = 2 + int(reply[1])
     return UserSet(
-        header=decoded,
-        positions=[int(p) for p in reply[2:end:2]],
-        entries=list(reply[3:end:2]),
-        missing=[bytes(m).decode() for m in reply[end:]],
+        header=decoded, entries=list(reply[2:end]), missing=[bytes(m).decode() for m in reply[end:]]
     )
