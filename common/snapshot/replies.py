@@ -71,20 +71,14 @@ class HeaderCache:
 
 def page_from_reply(reply: Sequence[bytes] | None, offset: int, header: HeaderCache) -> Page | None:
     """READ_PAGE's reply: {} → None (no snapshot), {meta, entry...} → the page."""
-    if not reply:
-        return None
-    decoded = header(reply[0])
-    if decoded is None:
+    if not reply or (decoded := header(reply[0])) is None:
         return None
     return Page(header=decoded, offset=offset, entries=list(reply[1:]))
 
 
 def user_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserWindow | None:
     """READ_USER's reply: {} → None, {meta} → not ranked, {meta, first, position, entry...} → the window."""
-    if not reply:
-        return None
-    decoded = header(reply[0])
-    if decoded is None:
+    if not reply or (decoded := header(reply[0])) is None:
         return None
     if len(reply) == 1:
         return UserWindow(header=decoded, offset=0, position=None, entries=[])
@@ -93,10 +87,7 @@ def user_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserW
 
 def users_from_reply(reply: Sequence[bytes] | None, header: HeaderCache) -> UserSet | None:
     """READ_USERS' reply: {} → None, {meta, n, n entries, missing id...} → the set."""
-    if not reply:
-        return None
-    decoded = header(reply[0])
-    if decoded is None:
+    if not reply or (decoded := header(reply[0])) is None:
         return None
     end = 2 + int(reply[1])
     return UserSet(

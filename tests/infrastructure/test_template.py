@@ -358,7 +358,8 @@ def test_the_cdn_caches_as_the_api_says_keyed_by_what_the_api_reads() -> None:
             if p.get("in") == "query"}  # fmt: skip
     read |= {spec["components"]["parameters"]["board"]["name"]}
     assert key["QueryStringsConfig"]["QueryStringBehavior"] == "whitelist"
-    assert set(key["QueryStringsConfig"]["QueryStrings"]) == read == {"board", "count", "offset", "around"}
+    expected = {"board", "count", "offset", "around", "ids"}
+    assert set(key["QueryStringsConfig"]["QueryStrings"]) == read == expected
     assert key["CookiesConfig"] == {"CookieBehavior": "none"}
     assert key["HeadersConfig"] == {"HeaderBehavior": "whitelist", "Headers": ["Origin"]}
     # Compressed for clients that accept it (gzip and brotli are part of the key)
