@@ -28,7 +28,7 @@ from common.lock import Lease
 from common.messages import RefreshRequest
 from common.models import Change, Entry
 from common.queue import QueueUnavailable
-from common.snapshot import Page, Ranked, SnapshotHeader, UserWindow, encode_value, served_entry
+from common.snapshot import Page, Ranked, SnapshotHeader, UserSet, UserWindow, encode_value, served_entry
 from common.sources import ChangePage, Cursor, SourcePage
 
 DOWN = "reading the leaderboard: no answer within VALKEY_REQUEST_TIMEOUT_MS"
@@ -86,6 +86,16 @@ class FakeSnapshotStore:
         first = max(0, at - around)
         window = [_served(e) for e in entries[first : at + around + 1]]
         return UserWindow(header, first, at, window)
+
+    def read_users(self, board: str, user_ids: Sequence[str]) -> UserSet | None:
+        found = self._snapshot(board)
+        if found is None:
+            return None
+        header, entries = found
+        wanted = set(user_ids)
+        on_board = [e for e in entries if e.user_id in wanted]
+        present = {e.user_id for e in on_board}
+        return UserSet(header, [_served(e) for e in on_board], [u for u in user_ids if u not in present])
 
     def is_absent(self, board: str) -> bool:
         if self.down:
