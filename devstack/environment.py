@@ -19,6 +19,9 @@ from testkit.engines import SqsEngine
 __all__ = ["DEV_FRESH_SECONDS", "Endpoints", "Environment"]
 
 DEV_FRESH_SECONDS = "10"
+# The template's default (template.yaml, LeaderboardBoards), not the code's: locally, as deployed,
+# the time boards (week:current, month:2026-10, …) answer out of the box.
+DEV_BOARDS = "global,challenge:*,week:*,month:*,season:*"
 _SOURCE_VARS = ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_KEY_SECRET_ARN",
                 "LEADERBOARD_API_URL", "LEADERBOARD_API_TOKEN", "LEADERBOARD_SOURCE")  # fmt: skip
 _VALKEY_VARS = ("VALKEY_CLUSTER_MODE", "VALKEY_TLS", "VALKEY_TLS_CA_FILE", "VALKEY_USERNAME",
@@ -77,6 +80,7 @@ class Environment:
         env["PYTHONUNBUFFERED"] = "1"
         env["LOG_FORMAT"] = "console" if self.pretty else "json"
         env.setdefault("LEADERBOARD_FRESH_SECONDS", DEV_FRESH_SECONDS)
+        env.setdefault("LEADERBOARD_BOARDS", DEV_BOARDS)
         if ep.valkey is not None:
             for name in _VALKEY_VARS:
                 env.pop(name, None)

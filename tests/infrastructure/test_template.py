@@ -375,3 +375,15 @@ def test_the_cdn_caches_as_the_api_says_keyed_by_what_the_api_reads() -> None:
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
     preflight = props("CdnOriginRequestPolicy")["OriginRequestPolicyConfig"]["HeadersConfig"]
     assert set(preflight["Headers"]) == {"Access-Control-Request-Method", "Access-Control-Request-Headers"}
+
+
+def test_make_dev_serves_the_boards_the_template_deploys_by_default() -> None:
+    """Given the template's LeaderboardBoards default, when `make dev` builds a child's environment
+    without LEADERBOARD_BOARDS set, then the child serves the same boards (time boards included)."""
+    from devstack.environment import DEV_BOARDS, Endpoints, Environment
+
+    assert T["Parameters"]["LeaderboardBoards"]["Default"] == DEV_BOARDS
+    child = Environment({}, pretty=False).child_env("api", Endpoints())
+    assert child["LEADERBOARD_BOARDS"] == DEV_BOARDS
+    chosen = Environment({"LEADERBOARD_BOARDS": "global"}, pretty=False).child_env("api", Endpoints())
+    assert chosen["LEADERBOARD_BOARDS"] == "global"
