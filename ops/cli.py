@@ -105,7 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the dead-letter queue (default: $REFRESH_DLQ_URL, else the queue's redrive policy)",
     )
     board = argparse.ArgumentParser(add_help=False)
-    board.add_argument("--board", default=GLOBAL, help="global (default) or challenge:<id>")
+    board.add_argument(
+        "--board",
+        default=GLOBAL,
+        help="global (default), challenge:<id>, week:<YYYY>-W<ww>, month:<YYYY-MM>, season:<id>, "
+        "week:current or month:current",
+    )
 
     parser = argparse.ArgumentParser(
         prog=PROG,
