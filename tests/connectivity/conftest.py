@@ -39,7 +39,7 @@ from testkit.engines import (
     ValkeyServer,
     tls_server_binary,
 )
-from tests.support import FakeContext, http_event, log_lines
+from tests.support import FakeContext, http_event, log_lines, missing_tool
 
 # Random per session, so that finding one in captured output can only mean it leaked.
 DEFAULT_PASSWORD = f"default-{secrets.token_hex(12)}"
@@ -227,7 +227,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca = CertificateAuthority(directory / "ca").create()
         other = CertificateAuthority(directory / "other", name="some-other-ca").create()
     except EngineMissing as missing:
-        pytest.skip(f"TLS tests need it: {missing}")
+        missing_tool(f"TLS tests need it: {missing}")
     return Pki(ca=ca, server=ca.issue("server"), other_ca=other, directory=directory)
 
 

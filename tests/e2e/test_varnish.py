@@ -28,6 +28,7 @@ import pytest
 from testkit.engines import ValkeyServer
 from tests.e2e.harness import StackProcess, clean_env, eventually, start_stack
 from tests.e2e.rig import SAMPLE_VCL, UpstreamSource, Varnish, varnishd_binary
+from tests.support import missing_tool
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -53,7 +54,7 @@ class Answer:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[tuple[StackProcess, ValkeyServer, UpstreamSource, dict[str, Varnish]]]:
     if varnishd_binary() is None:
-        pytest.skip("varnishd is not installed (apt-get install varnish; .ci/run installs it)")
+        missing_tool("varnishd is not installed (apt-get install varnish; .ci/run installs it)")
     valkey = ValkeyServer().start()
     source = UpstreamSource()
     env = clean_env(
